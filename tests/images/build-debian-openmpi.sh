@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Builds the "debian-openmpi" test image: Debian 12 minbase from debootstrap
+# (layer 1) plus OpenMPI and an MPI hello program's runtime needs (layer 2).
+# Packages come from Debian's mirror; nothing is pulled from an image registry.
+# The result is cached; a rebuild happens only when this script changes.
+# Needs root (debootstrap, chroot).
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+NAME=debian-openmpi
+KEY=$(cache_key "$0")
+if is_current "$NAME" "$KEY"; then log "$NAME is cached"; exit 0; fi
+[[ $(id -u) -eq 0 ]] || die "$NAME needs root (debootstrap and chroot)"
+
+mkdir -p "$DEEPOPS_IMAGE_CACHE"
+exec 9>"$DEEPOPS_IMAGE_CACHE/.$NAME.lock"
+flock 9
+if is_current "$NAME" "$KEY"; then log "$NAME is cached"; exit 0; fi
+
+work=$(mktemp -d "$DEEPOPS_IMAGE_CACHE/.$NAME.XXXXXX")
+rootfs=$work/bundle/rootfs
+cleanup() {
+  local m
+  for m in proc dev/pts dev; do mountpoint -q "$rootfs/$m" 2>/dev/null && umount -l "$rootfs/$m"; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+cd "$work"
+umoci init --layout oci
+umoci new --image oci:$NAME
+umoci unpack --image oci:$NAME bundle >/dev/null
+
+log "debootstrap bookworm (minbase) from $(debian_mirror)"
+debootstrap --variant=minbase bookworm "$rootfs" "$(debian_mirror)" >debootstrap.log 2>&1 ||
+  { tail -n 20 debootstrap.log >&2; die "debootstrap failed"; }
+rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+umoci repack --image oci:$NAME bundle
+
+log "installing OpenMPI into the image"
+cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
+chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
+mount -t proc proc "$rootfs/proc"
+chroot "$rootfs" /usr/bin/env DEBIAN_FRONTEND=noninteractive sh -c \
+  'apt-get update -qq && apt-get install -y -qq --no-install-recommends openmpi-bin libopenmpi3 libpmix2 >/dev/null' ||
+  die "apt-get inside the image failed"
+umount "$rootfs/proc"
+rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs/usr/sbin/policy-rc.d"
+: >"$rootfs/etc/resolv.conf"
+umoci repack --image oci:$NAME bundle
+
+umoci config --image oci:$NAME --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  --config.cmd /bin/bash --config.workingdir / --config.label org.deepops.test=debian-openmpi
+umoci tag --image oci:$NAME latest
+umoci gc --layout oci
+rm -rf bundle debootstrap.log
+publish "$NAME" "$KEY" "$work/oci"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds every image of the default test run into the image cache, reusing
+# what is already built from the same sources. The large benchmark image is
+# separate: tests/images/build-large.sh.
+#
+# Usage: tests/images/build.sh [NAME...]   (default: all)
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+SYNTHETIC=(tiny layered zstd multiarch)
+names=("$@")
+[[ ${#names[@]} -gt 0 ]] || names=("${SYNTHETIC[@]}" debian-openmpi)
+mkdir -p "$DEEPOPS_IMAGE_CACHE"
+
+for name in "${names[@]}"; do
+  case $name in
+    tiny | layered | zstd | multiarch)
+      key=$(cache_key "$IMAGES_SRC/mkimage.py" /bin/busybox)-$name
+      if is_current "$name" "$key"; then continue; fi
+      work=$(mktemp -d "$DEEPOPS_IMAGE_CACHE/.$name.XXXXXX")
+      python3 "$IMAGES_SRC/mkimage.py" "$work" "$name" || { rm -rf "$work"; die "mkimage.py $name failed"; }
+      publish "$name" "$key" "$work"
+      ;;
+    debian-openmpi) "$IMAGES_SRC/build-debian-openmpi.sh" ;;
+    large) "$IMAGES_SRC/build-large.sh" ;;
+    *) die "unknown image '$name' (known: ${SYNTHETIC[*]} debian-openmpi large)" ;;
+  esac
+done

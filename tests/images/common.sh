@@ -1,0 +1,40 @@
+# Shared helpers for the image builders; sourced, not run.
+# Images land as OCI layouts under $DEEPOPS_IMAGE_CACHE (default
+# /var/cache/deepops-lab/images), one folder per image, each published with a
+# stamp file only once complete, so a killed build is redone, never half-used.
+
+: "${DEEPOPS_IMAGE_CACHE:=/var/cache/deepops-lab/images}"
+IMAGES_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+log() { printf '[images] %s\n' "$*" >&2; }
+die() { printf '[images] error: %s\n' "$*" >&2; exit 1; }
+
+# Cache key: the builder's own text plus anything passed in, so editing a
+# builder rebuilds its image and nothing else.
+cache_key() {
+  cat "$IMAGES_SRC/common.sh" "$@" | sha256sum | cut -c1-16
+}
+
+# is_current NAME KEY: the published layout exists and was built from KEY.
+is_current() {
+  [[ -f $DEEPOPS_IMAGE_CACHE/$1/.built && $(cat "$DEEPOPS_IMAGE_CACHE/$1/.built") == "$2" ]]
+}
+
+# publish NAME KEY DIR: atomically replace the cached layout by DIR.
+publish() {
+  local name=$1 key=$2 dir=$3 dest=$DEEPOPS_IMAGE_CACHE/$1
+  printf '%s\n' "$key" >"$dir/.built"
+  rm -rf "$dest.old"
+  [[ -e $dest ]] && mv "$dest" "$dest.old"
+  mv "$dir" "$dest"
+  rm -rf "$dest.old"
+  log "built $name -> $dest"
+}
+
+# First Debian mirror apt is configured with, so debootstrap uses the same one.
+debian_mirror() {
+  local uri
+  uri=$(grep -hoE '^(URIs:|deb) +https?://[^ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null |
+    awk '{print $2}' | grep -v security | head -n1)
+  printf '%s\n' "${uri:-http://deb.debian.org/debian}"
+}
