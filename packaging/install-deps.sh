@@ -8,7 +8,7 @@
 set -euo pipefail
 
 # Kept grouped so that a packager can see why each one is here.
-BUILD=(build-essential cmake pkg-config clang-format git
+BUILD=(build-essential cmake ninja-build pkg-config clang-format clang libclang-rt-14-dev git
   libcurl4-openssl-dev libarchive-dev libsquashfs-dev libsquashfuse-dev
   libfuse3-dev libmount-dev libcap-dev libssl-dev nlohmann-json3-dev
   libslurm-dev libpmix-dev libgtest-dev libgmock-dev libbenchmark-dev
@@ -20,9 +20,10 @@ REGISTRY=(docker-registry skopeo apache2-utils openssl curl ca-certificates jq)
 IMAGES=(busybox-static debootstrap python3 zstd pigz umoci)
 LAB=(iproute2 iputils-ping procps psmisc util-linux kmod)
 BENCH=(hyperfine time)
+LINT=(shellcheck)
 
 ALL=("${BUILD[@]}" "${SLURM[@]}" "${MPI[@]}" "${MOUNTS[@]}" "${REGISTRY[@]}"
-  "${IMAGES[@]}" "${LAB[@]}" "${BENCH[@]}")
+  "${IMAGES[@]}" "${LAB[@]}" "${BENCH[@]}" "${LINT[@]}")
 
 missing_packages() {
   # dpkg-query prints nothing useful for unknown names, so compare status text.

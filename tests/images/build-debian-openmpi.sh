@@ -5,6 +5,7 @@
 # The result is cached; a rebuild happens only when this script changes.
 # Needs root (debootstrap, chroot).
 set -euo pipefail
+# shellcheck source=tests/images/common.sh
 source "$(dirname "$0")/common.sh"
 
 NAME=debian-openmpi
@@ -35,7 +36,7 @@ log "debootstrap bookworm (minbase) from $(debian_mirror)"
 debootstrap --variant=minbase bookworm "$rootfs" "$(debian_mirror)" >debootstrap.log 2>&1 ||
   { tail -n 20 debootstrap.log >&2; die "debootstrap failed"; }
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-umoci repack --image oci:$NAME bundle
+umoci repack --refresh-bundle --image oci:$NAME bundle
 
 log "installing OpenMPI into the image"
 cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
@@ -43,7 +44,7 @@ printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
 chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
 mount -t proc proc "$rootfs/proc"
 chroot "$rootfs" /usr/bin/env DEBIAN_FRONTEND=noninteractive sh -c \
-  'apt-get update -qq && apt-get install -y -qq --no-install-recommends openmpi-bin libopenmpi3 libpmix2 >/dev/null' ||
+  'apt-get update -qq && apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends openmpi-bin libopenmpi3 libpmix2 >/dev/null' ||
   die "apt-get inside the image failed"
 umount "$rootfs/proc"
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs/usr/sbin/policy-rc.d"

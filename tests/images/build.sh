@@ -5,6 +5,7 @@
 #
 # Usage: tests/images/build.sh [NAME...]   (default: all)
 set -euo pipefail
+# shellcheck source=tests/images/common.sh
 source "$(dirname "$0")/common.sh"
 
 SYNTHETIC=(tiny layered zstd multiarch)

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the image builders; sourced, not run.
 # Images land as OCI layouts under $DEEPOPS_IMAGE_CACHE (default
 # /var/cache/deepops-lab/images), one folder per image, each published with a

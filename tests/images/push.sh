@@ -7,6 +7,7 @@
 #
 # Needs the lab environment (tests/lab/lab up writes it; `lab push` runs this).
 set -euo pipefail
+# shellcheck source=tests/images/common.sh
 source "$(dirname "$0")/common.sh"
 : "${DEEPOPS_LAB_REGISTRY:?source the lab env file first}"
 

@@ -1,0 +1,39 @@
+#include "deepops/error.hpp"
+
+#include <utility>
+
+namespace deepops {
+
+const char* to_string(Errc code) noexcept {
+  switch (code) {
+    case Errc::invalid_argument:
+      return "invalid argument";
+    case Errc::not_found:
+      return "not found";
+    case Errc::permission_denied:
+      return "permission denied";
+    case Errc::auth:
+      return "authentication failed";
+    case Errc::network:
+      return "network error";
+    case Errc::corrupt:
+      return "corrupt data";
+    case Errc::no_space:
+      return "no space left";
+    case Errc::busy:
+      return "busy";
+    case Errc::internal:
+      return "internal error";
+  }
+  return "unknown error";
+}
+
+Error::Error(Errc code, const std::string& message, std::string hint)
+    : std::runtime_error(message), code_(code), hint_(std::move(hint)) {}
+
+std::string Error::describe() const {
+  if (hint_.empty()) return what();
+  return std::string(what()) + " (" + hint_ + ")";
+}
+
+}  // namespace deepops

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The whole test suite: README.md's second command, and what CI runs.
+# Needs root on Debian 12 (it installs packages and starts the test lab).
+#
+# Phases: dependencies, static checks, build, unit tests, unit tests under
+# ASan+UBSan, a short libFuzzer run, test images, integration tests (real
+# Slurm and registries), and a check that the lab left nothing behind.
+#
+# Environment: BUILD_DIR (default ./build), FUZZ_SECONDS per target (default 20).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+BUILD=${BUILD_DIR:-$REPO/build}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+FUZZ_TARGETS=(image_ref) # each has tests/fuzz/corpus/<name> and a fuzz_<name> binary
+JOBS=$(nproc)
+START=$SECONDS
+
+phase() { printf '\n==== [%s +%ss] %s\n' "$(date +%T)" "$((SECONDS - START))" "$*"; }
+fail() { printf '\n==== FAILED in phase: %s\n' "$CURRENT" >&2; }
+trap fail ERR
+step() { CURRENT=$1; phase "$1"; }
+
+[[ $(id -u) -eq 0 ]] || { echo "run-all: run as root (it installs packages and starts the test lab)" >&2; exit 1; }
+
+step "1/9 dependencies (packaging/install-deps.sh)"
+packaging/install-deps.sh
+
+step "2/9 static checks: clang-format, shellcheck"
+mapfile -t cxx < <(git ls-files '*.cpp' '*.hpp' '*.c' '*.h')
+clang-format --dry-run --Werror "${cxx[@]}"
+mapfile -t scripts < <(git ls-files '*.sh' tests/lab/lab .ci/run)
+shellcheck -x "${scripts[@]}"
+echo "format and shell checks clean (${#cxx[@]} C/C++ files, ${#scripts[@]} scripts)"
+
+step "3/9 build (-Wall -Wextra -Werror)"
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD" -j "$JOBS"
+
+step "4/9 unit tests"
+ctest --test-dir "$BUILD" -L unit -j "$JOBS" --output-on-failure
+
+step "5/9 unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+cmake -S . -B "$BUILD-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDEEPOPS_SANITIZE=ON >/dev/null
+cmake --build "$BUILD-asan" -j "$JOBS" --target unit_tests "${FUZZ_TARGETS[@]/#/replay_}"
+ctest --test-dir "$BUILD-asan" -L unit -j "$JOBS" --output-on-failure
+
+step "6/9 fuzzing: ${FUZZ_SECONDS}s per target (libFuzzer, clang, ASan+UBSan)"
+CC=clang CXX=clang++ cmake -S . -B "$BUILD-fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DDEEPOPS_FUZZ=ON -DDEEPOPS_SANITIZE=ON >/dev/null
+cmake --build "$BUILD-fuzz" -j "$JOBS" --target "${FUZZ_TARGETS[@]/#/fuzz_}"
+for target in "${FUZZ_TARGETS[@]}"; do
+  work=$(mktemp -d)
+  cp "tests/fuzz/corpus/$target"/* "$work/"
+  (cd "$work" && "$BUILD-fuzz/tests/fuzz_$target" -max_total_time="$FUZZ_SECONDS" -max_len=1024 \
+    -print_final_stats=0 . 2>&1 | tail -n 2) ||
+    { echo "fuzz_$target found a failing input; it is in $work (add it to tests/fuzz/corpus/$target)"; exit 1; }
+  rm -rf "$work"
+done
+
+step "7/9 test images (tests/images/build.sh; cached between runs)"
+tests/images/build.sh
+
+step "8/9 integration tests (real Slurm, registries; the lab starts and stops as ctest fixtures)"
+ctest --test-dir "$BUILD" -L integration --output-on-failure
+
+step "9/9 leak check: no lab process, mount or network namespace left"
+tests/lab/lab verify-clean
+echo "ip netns: $(ip netns list | grep -c '^dlab-' || true) lab namespaces"
+
+trap - ERR
+phase "all phases passed"
