@@ -9,13 +9,13 @@
 # Tests labelled slow (the 2 GB benchmark image) are left out; run them with
 #   ctest --test-dir build -L slow
 #
-# Environment: BUILD_DIR (default ./build), FUZZ_SECONDS per target (default 20).
+# Environment: BUILD_DIR (default ./build), FUZZ_SECONDS per target (default 15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 BUILD=${BUILD_DIR:-$REPO/build}
-FUZZ_SECONDS=${FUZZ_SECONDS:-20}
-FUZZ_TARGETS=(image_ref) # each has tests/fuzz/corpus/<name> and a fuzz_<name> binary
+FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+FUZZ_TARGETS=(image_ref www_authenticate netrc manifest) # each has tests/fuzz/corpus/<name> and a fuzz_<name> binary
 JOBS=$(nproc)
 START=$SECONDS
 

@@ -38,10 +38,14 @@ layer() { # DESCRIPTION: commit the bundle's changes as one layer
   log "layer: $1 ($(du -sh --apparent-size "$rootfs" | cut -f1) so far)"
 }
 
+# /proc is mounted only while apt runs: umoci's repack would walk into it
+# (and block reading /proc/kmsg).
 apt_in_image() {
+  mount -t proc proc "$rootfs/proc"
   chroot "$rootfs" /usr/bin/env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends "$@" >/dev/null ||
-    die "apt-get install $* failed inside the image"
+    { umount "$rootfs/proc"; die "apt-get install $* failed inside the image"; }
+  umount "$rootfs/proc"
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb
 }
 
@@ -58,7 +62,6 @@ layer "1/7 Debian minbase"
 cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
 printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
 chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
-mount -t proc proc "$rootfs/proc"
 chroot "$rootfs" apt-get update -qq
 apt_in_image build-essential gfortran
 layer "2/7 compilers"
@@ -68,7 +71,6 @@ apt_in_image clang-14 llvm-14-dev openjdk-17-jdk-headless
 layer "4/7 LLVM and a JDK (big shared libraries)"
 apt_in_image golang-1.19-go golang-1.19-src libboost1.81-dev python3-doc perl-doc locales-all
 layer "5/7 Go and its sources, Boost headers, docs, locales (many small files)"
-umount "$rootfs/proc"
 
 # 6: a delta that deletes (file and directory whiteouts) and modifies.
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs/usr/share/doc/python3.11" "$rootfs/usr/sbin/policy-rc.d"

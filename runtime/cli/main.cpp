@@ -1,0 +1,238 @@
+// deepops-ctr: the command-line front end of libdeepops-runtime. It parses
+// options, calls the library, and prints; nothing more.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "deepops/error.hpp"
+#include "deepops/image_cache.hpp"
+#include "deepops/importer.hpp"
+#include "progress.hpp"
+
+namespace deepops::cli {
+namespace {
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, sep)) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+struct ImportArgs {
+  std::string image;
+  std::string output;
+  std::string arch;
+  std::string compression = "zstd";
+  int level = 0;
+  unsigned jobs = 4;
+  std::string ca_file = env("DEEPOPS_CA_FILE");
+  std::vector<std::string> allow_http = split(env("DEEPOPS_ALLOW_HTTP"), ',');
+  std::vector<std::string> system_caches = split(env("DEEPOPS_SYSTEM_CACHE"), ':');
+  bool quiet = false;
+};
+
+std::string cache_flag_default() { return ImageCache::default_root().string(); }
+
+const char* kImportHelp =
+    R"(Imports a container image from a registry into one squashfs file in the image
+cache, and prints that file's path. The manifest digest decides whether anything
+is downloaded: an image already in the cache (or in a system cache) is not
+fetched again. Layers download in parallel, each verified against its sha256,
+and are merged into the squashfs as they arrive; no layer is extracted to disk.
+
+IMAGE is any of:
+  nvcr.io/nvidia/pytorch:24.05-py3       docker style: REGISTRY/NAME[:TAG][@DIGEST]
+  nvcr.io#nvidia/pytorch:24.05-py3       Enroot style: [USER@][REGISTRY#]NAME[:TAG]
+  ubuntu:22.04                           Docker Hub (library/ubuntu)
+  docker://ubuntu@sha256:<64 hex>        an optional docker:// prefix; pinned by digest
+
+Credentials: ~/.config/enroot/.credentials (netrc lines: machine HOST login USER
+password PASS, where PASS may be $(command)), then ~/.docker/config.json.
+For nvcr.io, the login is $oauthtoken and the password your NGC API key.
+
+The image is sanitised while merging: entries that would leave the root are an
+error, device nodes are dropped, setuid/setgid bits cleared, and only user.*
+xattrs kept.
+
+Environment: DEEPOPS_CACHE_PATH, DEEPOPS_SYSTEM_CACHE, DEEPOPS_CA_FILE,
+DEEPOPS_ALLOW_HTTP, and the usual https_proxy/no_proxy.)";
+
+int run_import(const ImportArgs& a, const std::string& cache) {
+  ImportOptions o;
+  o.cache = cache;
+  for (const auto& s : a.system_caches) o.system_caches.emplace_back(s);
+  o.registry.http.ca_file = a.ca_file;
+  o.registry.allow_http = a.allow_http;
+  if (!a.arch.empty()) o.platform = parse_platform(a.arch);
+  o.squashfs.compression = parse_compression(a.compression);
+  o.squashfs.level = a.level;
+  o.parallel_downloads = a.jobs;
+  ProgressPrinter progress(a.quiet);
+  o.progress = [&](const ImportProgress& p) { progress(p); };
+  ImportResult r = import_image(parse_registry_image(a.image), o);
+  progress.finish();
+  std::string path = r.image.squashfs.string();
+  if (!a.output.empty()) {
+    if (a.output.ends_with("/")) {
+      throw Error(Errc::invalid_argument, "--output '" + a.output + "' is a folder",
+                  "name the .sqsh file to write");
+    }
+    std::filesystem::copy_file(r.image.squashfs, a.output,
+                               std::filesystem::copy_options::overwrite_existing);
+    path = a.output;
+  }
+  if (!a.quiet && !r.from_cache) {
+    const MergeStats& s = r.stats;
+    std::fprintf(
+        stderr,
+        "imported %s: %llu files, %s in the image (%s of data); %llu entries hidden by upper "
+        "layers; %llu device nodes dropped, %llu setuid/setgid bits cleared\n",
+        r.image.manifest_digest.substr(0, 19).c_str(), static_cast<unsigned long long>(s.files),
+        human_bytes(r.image.size).c_str(), human_bytes(static_cast<int64_t>(s.bytes)).c_str(),
+        static_cast<unsigned long long>(s.shadowed),
+        static_cast<unsigned long long>(s.devices_dropped),
+        static_cast<unsigned long long>(s.setid_stripped));
+  }
+  std::printf("%s\n", path.c_str());
+  return 0;
+}
+
+int run_list(const std::string& cache, bool as_json) {
+  auto images = ImageCache(cache).list();
+  if (as_json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& c : images) {
+      out.push_back({{"digest", c.manifest_digest},
+                     {"references", c.references},
+                     {"size", c.size},
+                     {"imported_at", c.imported_at},
+                     {"path", c.squashfs.string()},
+                     {"served_by", c.served_by}});
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
+  std::printf("%-19s  %10s  %-20s  %s\n", "DIGEST", "SIZE", "IMPORTED", "REFERENCES");
+  for (const auto& c : images) {
+    std::string refs;
+    for (const auto& r : c.references) refs += (refs.empty() ? "" : ", ") + r;
+    std::printf("%-19s  %10s  %-20s  %s\n", c.manifest_digest.substr(0, 19).c_str(),
+                human_bytes(c.size).c_str(), c.imported_at.c_str(), refs.c_str());
+  }
+  return 0;
+}
+
+// A digest, a unique digest prefix, or a reference as `list` shows it.
+int run_remove(const std::string& cache, const std::vector<std::string>& names) {
+  ImageCache c(cache);
+  auto images = c.list();
+  int missing = 0;
+  for (const auto& name : names) {
+    std::vector<std::string> hits;
+    for (const auto& img : images) {
+      bool ref =
+          std::find(img.references.begin(), img.references.end(), name) != img.references.end();
+      bool digest = name.size() >= 7 + 6 && img.manifest_digest.starts_with(name);
+      if (ref || digest || img.manifest_digest.substr(7).starts_with(name))
+        hits.push_back(img.manifest_digest);
+    }
+    if (hits.size() > 1) {
+      throw Error(Errc::invalid_argument,
+                  "'" + name + "' matches " + std::to_string(hits.size()) + " images",
+                  "give more of the digest");
+    }
+    if (hits.empty()) {
+      std::fprintf(stderr, "deepops-ctr: no image '%s' in %s\n", name.c_str(), cache.c_str());
+      ++missing;
+      continue;
+    }
+    c.remove(hits[0]);
+    std::printf("removed %s\n", hits[0].c_str());
+  }
+  return missing ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app(
+      "deepops-ctr: an unprivileged container runtime for GPU clusters.\n"
+      "Images from OCI/Docker registries become one squashfs file each, kept in a cache.",
+      "deepops-ctr");
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "deepops-ctr 0.1.0");
+  std::string cache = cache_flag_default();
+  app.add_option("--cache", cache, "image cache folder (env DEEPOPS_CACHE_PATH)")
+      ->capture_default_str();
+
+  ImportArgs ia;
+  auto* imp = app.add_subcommand("import", "import a registry image into the cache");
+  imp->footer(kImportHelp);
+  imp->add_option("IMAGE", ia.image, "the image to import")->required();
+  imp->add_option("-o,--output", ia.output, "also write the image to this standalone .sqsh file");
+  imp->add_option("--arch", ia.arch,
+                  "platform to pick from a multi-arch image, e.g. arm64 or linux/arm/v7 "
+                  "(default: this machine's)");
+  imp->add_option("--compression", ia.compression,
+                  "squashfs compression: zstd, lz4, gzip, xz or none")
+      ->capture_default_str();
+  imp->add_option("--level", ia.level, "compression level (0: the compressor's default)")
+      ->capture_default_str();
+  imp->add_option("-j,--jobs", ia.jobs, "parallel layer downloads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 32));
+  imp->add_option("--ca-file", ia.ca_file,
+                  "PEM CA to trust besides the system's (env DEEPOPS_CA_FILE)");
+  imp->add_option(
+      "--allow-http", ia.allow_http,
+      "registry (HOST:PORT) to reach over plain HTTP, or '*'; repeatable (env DEEPOPS_ALLOW_HTTP, "
+      "comma-separated)");
+  imp->add_option("--system-cache", ia.system_caches,
+                  "read-only cache folder checked first; repeatable (env DEEPOPS_SYSTEM_CACHE, "
+                  "colon-separated)");
+  imp->add_flag("-q,--quiet", ia.quiet, "no progress output");
+
+  bool as_json = false;
+  auto* list = app.add_subcommand("list", "list the images in the cache");
+  list->add_flag("--json", as_json, "machine-readable output");
+
+  std::vector<std::string> remove_names;
+  auto* rm = app.add_subcommand("remove", "remove images from the cache");
+  rm->add_option("IMAGE", remove_names, "digest, digest prefix, or reference as `list` shows it")
+      ->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  try {
+    if (*imp) return run_import(ia, cache);
+    if (*list) return run_list(cache, as_json);
+    if (*rm) return run_remove(cache, remove_names);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "\ndeepops-ctr: error: %s\n", e.what());
+    if (!e.hint().empty()) std::fprintf(stderr, "deepops-ctr: hint: %s\n", e.hint().c_str());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "\ndeepops-ctr: internal error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace deepops::cli
+
+int main(int argc, char** argv) { return deepops::cli::main(argc, argv); }

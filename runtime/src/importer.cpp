@@ -1,0 +1,254 @@
+#include "deepops/importer.hpp"
+
+#include <archive.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "deepops/error.hpp"
+
+namespace deepops {
+namespace fs = std::filesystem;
+namespace {
+
+// A layer's compressed bytes, spooled to the scratch folder.
+class SpoolFile : public BlobSink {
+ public:
+  explicit SpoolFile(fs::path path) : path_(std::move(path)) {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd_ < 0) fail(errno);
+  }
+  ~SpoolFile() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  SpoolFile(const SpoolFile&) = delete;
+  SpoolFile& operator=(const SpoolFile&) = delete;
+
+  void write(const char* data, size_t size) override {
+    while (size > 0) {
+      ssize_t n = ::write(fd_, data, size);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) fail(errno);
+      data += n;
+      size -= static_cast<size_t>(n);
+    }
+  }
+  void restart() override {
+    if (::ftruncate(fd_, 0) != 0 || ::lseek(fd_, 0, SEEK_SET) != 0) fail(errno);
+  }
+
+ private:
+  [[noreturn]] void fail(int err) {
+    throw Error(err == ENOSPC || err == EDQUOT ? Errc::no_space : Errc::internal,
+                "cannot write " + path_.string() + ": " + std::strerror(err),
+                err == ENOSPC ? "free space in the cache folder, run `deepops-ctr gc`, or set "
+                                "DEEPOPS_CACHE_PATH elsewhere"
+                              : "");
+  }
+  fs::path path_;
+  int fd_ = -1;
+};
+
+LayerMerger::Archive open_layer(const fs::path& path, const std::string& name) {
+  LayerMerger::Archive a(archive_read_new(), archive_read_free);
+  if (!a) throw Error(Errc::internal, "archive_read_new failed");
+  // Only what OCI layers use: tar, plain or gzip or zstd.
+  archive_read_support_filter_gzip(a.get());
+  archive_read_support_filter_zstd(a.get());
+  archive_read_support_format_tar(a.get());
+  archive_read_support_format_gnutar(a.get());
+  if (archive_read_open_filename(a.get(), path.c_str(), 1 << 20) != ARCHIVE_OK) {
+    throw Error(Errc::corrupt, name + ": not a tar archive: " + archive_error_string(a.get()),
+                "the layer's data does not match its media type");
+  }
+  return a;
+}
+
+std::string short_digest(const std::string& d) { return d.substr(0, 7 + 12); }
+
+// Downloads the layers with a small pool of threads; merge() waits for each.
+class LayerDownloads {
+ public:
+  LayerDownloads(RegistryClient& client, const std::vector<Descriptor>& layers, const fs::path& dir,
+                 unsigned threads, const std::function<void(int64_t)>& on_bytes)
+      : client_(client), layers_(layers), state_(layers.size(), State::pending) {
+    for (size_t i = 0; i < layers.size(); ++i)
+      paths_.push_back(dir / ("layer-" + std::to_string(i)));
+    // Top layer first: the merge starts there.
+    for (size_t i = layers.size(); i-- > 0;) queue_.push_back(i);
+    unsigned n = std::max(1u, std::min<unsigned>(threads, static_cast<unsigned>(layers.size())));
+    for (unsigned t = 0; t < n; ++t) workers_.emplace_back([this, on_bytes] { run(on_bytes); });
+  }
+  ~LayerDownloads() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+
+  // Blocks until layer i is on disk; rethrows its download's error.
+  const fs::path& wait(size_t i) {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return state_[i] != State::pending || error_; });
+    if (error_) std::rethrow_exception(error_);
+    return paths_[i];
+  }
+
+ private:
+  enum class State { pending, done };
+  void run(const std::function<void(int64_t)>& on_bytes) {
+    auto http = client_.connect();
+    while (true) {
+      size_t i;
+      {
+        std::lock_guard lock(mutex_);
+        if (stop_ || error_ || queue_.empty()) return;
+        i = queue_.front();
+        queue_.erase(queue_.begin());
+      }
+      try {
+        struct CountingSpool : SpoolFile {
+          using SpoolFile::SpoolFile;
+          const std::function<void(int64_t)>* report = nullptr;
+          const std::atomic<bool>* stop = nullptr;
+          void write(const char* d, size_t n) override {
+            // The import failed elsewhere: abort this transfer, don't finish it.
+            if (*stop) throw Error(Errc::internal, "import abandoned");
+            SpoolFile::write(d, n);
+            (*report)(static_cast<int64_t>(n));
+          }
+        } spool(paths_[i]);
+        spool.report = &on_bytes;
+        spool.stop = &stop_;
+        client_.fetch_blob(*http, layers_[i], spool);
+        std::lock_guard lock(mutex_);
+        state_[i] = State::done;
+      } catch (...) {
+        std::lock_guard lock(mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
+      cv_.notify_all();
+    }
+  }
+
+  RegistryClient& client_;
+  const std::vector<Descriptor>& layers_;
+  std::vector<fs::path> paths_;
+  std::vector<State> state_;
+  std::vector<size_t> queue_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::exception_ptr error_;
+  std::atomic<bool> stop_ = false;
+  std::vector<std::thread> workers_;
+};
+
+// Removes the scratch folder however the import ends.
+struct ScratchGuard {
+  fs::path dir;
+  ~ScratchGuard() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+};
+
+class Reporter {
+ public:
+  Reporter(const ImportOptions& o, ImportProgress p) : fn_(o.progress), p_(std::move(p)) {}
+  template <typename F>
+  void update(F&& change) {
+    std::lock_guard lock(mutex_);
+    change(p_);
+    if (fn_) fn_(p_);
+  }
+
+ private:
+  std::function<void(const ImportProgress&)> fn_;
+  ImportProgress p_;
+  std::mutex mutex_;
+};
+
+std::optional<CachedImage> find_cached(const ImportOptions& o, const std::string& digest) {
+  for (const auto& dir : o.system_caches) {
+    if (auto c = ImageCache(dir, true).find(digest)) return c;
+  }
+  return ImageCache(o.cache).find(digest);
+}
+
+}  // namespace
+
+ImportResult import_image(const RegistryImage& image, const ImportOptions& o) {
+  using Phase = ImportProgress::Phase;
+  Reporter report(o, ImportProgress{Phase::resolving, image.canonical(), 0, 0, 0, 0, 0});
+  RegistryClient client(image, o.registry);
+  auto http = client.connect();
+  ResolvedImage resolved = client.resolve(*http, o.platform);
+  const std::string& digest = resolved.manifest_digest;
+
+  ImageCache cache(o.cache);
+  auto cached = [&](CachedImage c) {
+    if (!c.read_only) cache.add_reference(digest, image.canonical());
+    report.update([](ImportProgress& p) { p.phase = Phase::cached; });
+    return ImportResult{std::move(c), true, {}};
+  };
+  if (auto c = find_cached(o, digest)) return cached(std::move(*c));
+  ImageCache::Lock lock = cache.lock(digest);
+  if (auto c = find_cached(o, digest)) return cached(std::move(*c));  // another process imported it
+
+  ImageConfig config = parse_image_config(client.fetch_small_blob(*http, resolved.manifest.config));
+  const auto& layers = resolved.manifest.layers;
+  for (const auto& l : layers)
+    (void)layer_compression(l.media_type);  // refuse early, before downloading
+  int64_t total = 0;
+  for (const auto& l : layers) total += l.size;
+  report.update([&](ImportProgress& p) {
+    p.phase = Phase::downloading;
+    p.layers = static_cast<int>(layers.size());
+    p.bytes_total = total;
+  });
+
+  ScratchGuard scratch{cache.make_scratch(digest)};
+  fs::path output = scratch.dir / "image.sqsh";
+  SquashfsWriter writer(output, o.squashfs);
+  LayerMerger merger(writer);
+  {
+    LayerDownloads downloads(client, layers, scratch.dir, o.parallel_downloads, [&](int64_t n) {
+      report.update([n](ImportProgress& p) { p.bytes_downloaded += n; });
+    });
+    for (size_t i = layers.size(); i-- > 0;) {
+      const fs::path& path = downloads.wait(i);
+      std::string name = "layer " + std::to_string(i + 1) + "/" + std::to_string(layers.size()) +
+                         " (" + short_digest(layers[i].digest) + ")";
+      report.update([](ImportProgress& p) {
+        p.phase = Phase::merging;
+        ++p.layers_downloaded;
+      });
+      merger.merge_layer([&] { return open_layer(path, name); }, name);
+      fs::remove(path);
+      report.update([](ImportProgress& p) { ++p.layers_merged; });
+    }
+  }
+  merger.finish();
+  report.update([](ImportProgress& p) { p.phase = Phase::writing; });
+  writer.finish(merger.root());
+
+  CachedImage meta;
+  meta.manifest_digest = digest;
+  meta.index_digest = resolved.index_digest;
+  meta.references = {image.canonical()};
+  meta.served_by = image.registry;
+  meta.config = std::move(config);
+  CachedImage published = cache.publish(output, std::move(meta));
+  report.update([](ImportProgress& p) { p.phase = Phase::done; });
+  return ImportResult{std::move(published), false, merger.stats()};
+}
+
+}  // namespace deepops

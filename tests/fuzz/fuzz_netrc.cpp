@@ -1,0 +1,20 @@
+// Credentials files are user-written text. The netrc parser must never throw
+// or crash, and never invent a machine from nothing.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "deepops/credentials.hpp"
+#include "deepops/error.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view text(reinterpret_cast<const char*>(data), size);
+  auto entries = deepops::parse_netrc(text);
+  if (!entries.empty() && text.find("machine") == std::string_view::npos) std::abort();
+  try {
+    deepops::docker_config_credential(text, "registry-1.docker.io", "fuzz");
+  } catch (const deepops::Error&) {
+  }
+  return 0;
+}
