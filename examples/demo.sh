@@ -24,7 +24,7 @@ cmake --build build -j "$(nproc)" | tail -n 1
 
 say "3. A local registry and a one-node Slurm cluster"
 "${LAB[@]}" up --name "$NAME" --nodes 1 --ports "$PORTS"
-trap 'say "7. Tear down"; "$REPO/${LAB[0]}" down --name "$NAME"' EXIT
+trap 'say "8. Tear down"; "$REPO/${LAB[0]}" down --name "$NAME"; rm -rf "${DEEPOPS_CACHE_PATH:-}"' EXIT
 
 say "4. The test image in the local registry"
 show curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
@@ -34,7 +34,16 @@ say "5. A job on the local Slurm, as the unprivileged user ${DEEPOPS_LAB_USER:-d
 # shellcheck disable=SC2016 # expanded inside the job
 show "${LAB[@]}" run --name "$NAME" -- srun -N1 bash -c 'echo "hello from $(hostname) as $(id -un)"'
 
-say "6. The main job: srun --container-image=$IMAGE"
+say "6. Import the image: registry -> one squashfs, verified, nothing extracted"
+export DEEPOPS_CACHE_PATH=/var/tmp/deepops-demo-cache
+rm -rf "$DEEPOPS_CACHE_PATH"
+sqsh=$(show build/runtime/deepops-ctr import --allow-http "127.0.0.1:$PORTS" "$IMAGE")
+echo "$sqsh"
+show build/runtime/deepops-ctr list
+show unsquashfs -lls "$sqsh" bin/busybox bin/sh etc | grep squashfs-root/
+show build/runtime/deepops-ctr import --allow-http "127.0.0.1:$PORTS" "$IMAGE" >/dev/null
+
+say "7. The main job: srun --container-image=$IMAGE"
 echo "This is what users will type. The plugin that adds --container-image is not"
 echo "built yet, so today's srun rejects the option:"
 set +e
@@ -46,9 +55,9 @@ cat <<'STATUS'
 
 What exists today, and what does not yet:
   done     test lab: real Slurm (loopback or netns nodes), registries (HTTP; TLS + auth)
-  done     test images: tiny, layered (whiteouts, hard links, ...), zstd, multi-arch, Debian+OpenMPI
-  done     runtime/: image reference parsing (Pyxis/Enroot and docker syntax), typed errors
-  not yet  deepops-ctr import: registry image -> one squashfs      (issue 3)
+  done     test images: tiny, layered, zstd, multi-arch, Debian+OpenMPI, a 3 GB benchmark image
+  done     deepops-ctr import/list/remove: registry image -> one verified squashfs in a cache
+  not yet  deepops-ctr import: mirrors, oci:/archive sources, gc      (issue 3)
   not yet  deepops-ctr start: unprivileged container from squashfs (issue 4)
   not yet  spank_deepops.so: srun/sbatch --container-image         (issue 5)
   not yet  deepops-bench allreduce                                 (issue 6)

@@ -19,7 +19,7 @@ MOUNTS=(squashfuse squashfs-tools fuse3 fuse-overlayfs)
 REGISTRY=(docker-registry skopeo apache2-utils openssl curl ca-certificates jq)
 IMAGES=(busybox-static debootstrap python3 zstd pigz umoci)
 LAB=(iproute2 iputils-ping procps psmisc util-linux kmod)
-BENCH=(hyperfine time)
+BENCH=(hyperfine time bc)
 LINT=(shellcheck)
 
 ALL=("${BUILD[@]}" "${SLURM[@]}" "${MPI[@]}" "${MOUNTS[@]}" "${REGISTRY[@]}"

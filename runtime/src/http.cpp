@@ -55,6 +55,12 @@ std::string hint_for(CURLcode code) {
       return "check the registry name, DNS, and the https_proxy/no_proxy variables";
     case CURLE_COULDNT_CONNECT:
       return "is the registry up and reachable from this node? check firewalls and proxies";
+    case CURLE_GOT_NOTHING:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PARTIAL_FILE:
+      return "the registry (or a proxy in between) keeps closing the connection; check it, then "
+             "retry";
     case CURLE_SSL_CONNECT_ERROR:
       return "TLS handshake failed; if the registry speaks plain HTTP, allow it with "
              "DEEPOPS_ALLOW_HTTP";

@@ -174,7 +174,8 @@ void RegistryClient::authenticate(HttpClient& http, const HttpResponse& r, bool 
 }
 
 HttpResponse RegistryClient::get(HttpClient& http, const std::string& url,
-                                 std::vector<std::string> headers, const BodySink& sink) {
+                                 std::vector<std::string> headers, const BodySink& sink,
+                                 bool retry_network) {
   bool authenticated_once = false;
   for (int attempt = 0;; ++attempt) {
     std::vector<std::string> h = headers;
@@ -183,7 +184,7 @@ HttpResponse RegistryClient::get(HttpClient& http, const std::string& url,
     try {
       r = http.get(url, h, sink, kMaxManifest);
     } catch (const NetworkError& e) {
-      if (!e.transient() || attempt + 1 >= options_.attempts) throw;
+      if (!retry_network || !e.transient() || attempt + 1 >= options_.attempts) throw;
       backoff(options_, attempt, nullptr);
       continue;
     }
@@ -271,6 +272,7 @@ void RegistryClient::fetch_blob(HttpClient& http, const Descriptor& blob, BlobSi
   std::string url = base_url() + "/blobs/" + blob.digest;
   auto hasher = std::make_unique<Sha256>();
   int64_t received = 0;
+  std::string last_network_error;
   for (int attempt = 0;; ++attempt) {
     std::vector<std::string> headers;
     if (received > 0) headers.push_back("Range: bytes=" + std::to_string(received) + "-");
@@ -296,10 +298,11 @@ void RegistryClient::fetch_blob(HttpClient& http, const Descriptor& blob, BlobSi
     HttpResponse r;
     bool network_failed = false;
     try {
-      r = get(http, url, headers, body);
+      r = get(http, url, headers, body, /*retry_network=*/false);
     } catch (const NetworkError& e) {
-      if (!e.transient() || attempt + 1 >= options_.attempts) throw;
+      if (!e.transient()) throw;
       network_failed = true;
+      last_network_error = e.what();
     }
     if (!network_failed && r.status == 416) {  // our Range is past the end: start over
       hasher = std::make_unique<Sha256>();
@@ -314,10 +317,13 @@ void RegistryClient::fetch_blob(HttpClient& http, const Descriptor& blob, BlobSi
     backoff(options_, attempt, nullptr);
   }
   if (received != blob.size) {
-    throw Error(Errc::corrupt,
-                "blob " + blob.digest + " of " + describe() + " is truncated: got " +
-                    std::to_string(received) + " of " + std::to_string(blob.size) + " bytes",
-                "the connection kept dropping; retry");
+    throw Error(
+        Errc::network,
+        "blob " + blob.digest + " of " + describe() + " is truncated: got " +
+            std::to_string(received) + " of " + std::to_string(blob.size) + " bytes in " +
+            std::to_string(options_.attempts) + " attempts" +
+            (last_network_error.empty() ? "" : " (last: " + last_network_error + ")"),
+        "the connection to the registry keeps dropping; check proxies and the network, then retry");
   }
   if (std::string got = hasher->finish(); got != blob.digest) {
     throw Error(Errc::corrupt, "blob " + blob.digest + " of " + describe() + " has digest " + got,

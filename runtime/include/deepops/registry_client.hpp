@@ -69,9 +69,11 @@ class RegistryClient {
     std::string body;
   };
   Fetched fetch_manifest(HttpClient& http, const std::string& reference);
-  // GET with authentication and retries; the sink gets 2xx bodies.
+  // GET with authentication and retries; the sink gets 2xx bodies. A
+  // dropped connection is retried here only when `retry_network`: a blob's
+  // sink has state, so fetch_blob retries itself, resuming with Range.
   HttpResponse get(HttpClient& http, const std::string& url, std::vector<std::string> headers,
-                   const BodySink& sink);
+                   const BodySink& sink, bool retry_network = true);
   std::string authorization();  // "" when none is known yet
   void authenticate(HttpClient& http, const HttpResponse& challenge_response, bool retried);
   [[noreturn]] void fail_http(const std::string& what, const HttpResponse& r) const;
