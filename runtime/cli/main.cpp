@@ -57,6 +57,8 @@ IMAGE is any of:
   nvcr.io#nvidia/pytorch:24.05-py3       Enroot style: [USER@][REGISTRY#]NAME[:TAG]
   ubuntu:22.04                           Docker Hub (library/ubuntu)
   docker://ubuntu@sha256:<64 hex>        an optional docker:// prefix; pinned by digest
+  oci:/srv/images/pytorch:24.05          an OCI image layout folder, for air-gapped sites
+                                         (skopeo copy docker://IMAGE oci:DIR:TAG makes one)
 
 Credentials: ~/.config/enroot/.credentials (netrc lines: machine HOST login USER
 password PASS, where PASS may be $(command)), then ~/.docker/config.json.
@@ -81,7 +83,9 @@ int run_import(const ImportArgs& a, const std::string& cache) {
   o.parallel_downloads = a.jobs;
   ProgressPrinter progress(a.quiet);
   o.progress = [&](const ImportProgress& p) { progress(p); };
-  ImportResult r = import_image(parse_registry_image(a.image), o);
+  auto offline = offline_origin(a.image);
+  ImportResult r =
+      offline ? import_image(*offline, o) : import_image(parse_registry_image(a.image), o);
   progress.finish();
   std::string path = r.image.squashfs.string();
   if (!a.output.empty()) {

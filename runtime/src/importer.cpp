@@ -75,9 +75,9 @@ std::string short_digest(const std::string& d) { return d.substr(0, 7 + 12); }
 // Downloads the layers with a small pool of threads; merge() waits for each.
 class LayerDownloads {
  public:
-  LayerDownloads(RegistryClient& client, const std::vector<Descriptor>& layers, const fs::path& dir,
+  LayerDownloads(ImageOrigin& source, const std::vector<Descriptor>& layers, const fs::path& dir,
                  unsigned threads, const std::function<void(int64_t)>& on_bytes)
-      : client_(client), layers_(layers), state_(layers.size(), State::pending) {
+      : source_(source), layers_(layers), state_(layers.size(), State::pending) {
     for (size_t i = 0; i < layers.size(); ++i)
       paths_.push_back(dir / ("layer-" + std::to_string(i)));
     // Top layer first: the merge starts there.
@@ -105,7 +105,6 @@ class LayerDownloads {
  private:
   enum class State { pending, done };
   void run(const std::function<void(int64_t)>& on_bytes) {
-    auto http = client_.connect();
     while (true) {
       size_t i;
       {
@@ -128,7 +127,7 @@ class LayerDownloads {
         } spool(paths_[i]);
         spool.report = &on_bytes;
         spool.stop = &stop_;
-        client_.fetch_blob(*http, layers_[i], spool);
+        source_.fetch_blob(layers_[i], spool);
         std::lock_guard lock(mutex_);
         state_[i] = State::done;
       } catch (...) {
@@ -139,7 +138,7 @@ class LayerDownloads {
     }
   }
 
-  RegistryClient& client_;
+  ImageOrigin& source_;
   const std::vector<Descriptor>& layers_;
   std::vector<fs::path> paths_;
   std::vector<State> state_;
@@ -186,16 +185,19 @@ std::optional<CachedImage> find_cached(const ImportOptions& o, const std::string
 }  // namespace
 
 ImportResult import_image(const RegistryImage& image, const ImportOptions& o) {
+  auto source = registry_origin(image, o.registry);
+  return import_image(*source, o);
+}
+
+ImportResult import_image(ImageOrigin& source, const ImportOptions& o) {
   using Phase = ImportProgress::Phase;
-  Reporter report(o, ImportProgress{Phase::resolving, image.canonical(), 0, 0, 0, 0, 0});
-  RegistryClient client(image, o.registry);
-  auto http = client.connect();
-  ResolvedImage resolved = client.resolve(*http, o.platform);
+  Reporter report(o, ImportProgress{Phase::resolving, source.reference(), 0, 0, 0, 0, 0});
+  ResolvedImage resolved = source.resolve(o.platform);
   const std::string& digest = resolved.manifest_digest;
 
   ImageCache cache(o.cache);
   auto cached = [&](CachedImage c) {
-    if (!c.read_only) cache.add_reference(digest, image.canonical());
+    if (!c.read_only) cache.add_reference(digest, source.reference());
     report.update([](ImportProgress& p) { p.phase = Phase::cached; });
     return ImportResult{std::move(c), true, {}};
   };
@@ -203,7 +205,7 @@ ImportResult import_image(const RegistryImage& image, const ImportOptions& o) {
   ImageCache::Lock lock = cache.lock(digest);
   if (auto c = find_cached(o, digest)) return cached(std::move(*c));  // another process imported it
 
-  ImageConfig config = parse_image_config(client.fetch_small_blob(*http, resolved.manifest.config));
+  ImageConfig config = parse_image_config(source.fetch_small_blob(resolved.manifest.config));
   const auto& layers = resolved.manifest.layers;
   for (const auto& l : layers)
     (void)layer_compression(l.media_type);  // refuse early, before downloading
@@ -220,7 +222,7 @@ ImportResult import_image(const RegistryImage& image, const ImportOptions& o) {
   SquashfsWriter writer(output, o.squashfs);
   LayerMerger merger(writer);
   {
-    LayerDownloads downloads(client, layers, scratch.dir, o.parallel_downloads, [&](int64_t n) {
+    LayerDownloads downloads(source, layers, scratch.dir, o.parallel_downloads, [&](int64_t n) {
       report.update([n](ImportProgress& p) { p.bytes_downloaded += n; });
     });
     for (size_t i = layers.size(); i-- > 0;) {
@@ -243,8 +245,8 @@ ImportResult import_image(const RegistryImage& image, const ImportOptions& o) {
   CachedImage meta;
   meta.manifest_digest = digest;
   meta.index_digest = resolved.index_digest;
-  meta.references = {image.canonical()};
-  meta.served_by = image.registry;
+  meta.references = {source.reference()};
+  meta.served_by = source.served_by();
   meta.config = std::move(config);
   CachedImage published = cache.publish(output, std::move(meta));
   report.update([](ImportProgress& p) { p.phase = Phase::done; });

@@ -66,6 +66,22 @@ else
   failures=$((failures + 1))
 fi
 
+# Offline: an OCI layout folder gives the same image (same digest, same file)
+# as the registry; a missing tag names the tags there are.
+layout=${DEEPOPS_IMAGE_CACHE:-/var/cache/deepops-lab/images}/layered
+from_registry=$("$CTR" import -q --allow-http "$DEEPOPS_LAB_REGISTRY" "$DEEPOPS_LAB_REGISTRY/deepops/layered")
+from_layout=$("$CTR" import -q "oci:$layout:latest")
+if [[ $from_registry == "$from_layout" ]]; then echo "PASS oci: layout"; else
+  echo "FAIL oci: layout gave $from_layout, registry $from_registry"
+  failures=$((failures + 1))
+fi
+if ! "$CTR" import -q "oci:$layout:nope" 2>"$work/err" && grep -q "it has: latest" "$work/err"; then
+  echo "PASS oci: missing tag"
+else
+  echo "FAIL oci: missing tag: $(cat "$work/err")"
+  failures=$((failures + 1))
+fi
+
 # Listing shows every imported image once, each with its file present: 7
 # digests, since layered over TLS is the same manifest as over plain HTTP.
 count=$("$CTR" list --json | python3 -c 'import json,sys,os; l=json.load(sys.stdin); print(sum(os.path.exists(i["path"]) for i in l))')

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "deepops/image_cache.hpp"
+#include "deepops/image_origin.hpp"
 #include "deepops/image_ref.hpp"
 #include "deepops/layer_merge.hpp"
 #include "deepops/manifest.hpp"
@@ -52,5 +53,7 @@ struct ImportResult {
 // on a node wait on a per-digest lock and share the result. Any failure
 // leaves the cache as it was and throws deepops::Error.
 ImportResult import_image(const RegistryImage& image, const ImportOptions& options);
+// The same from any source (a registry, or an offline OCI layout).
+ImportResult import_image(ImageOrigin& source, const ImportOptions& options);
 
 }  // namespace deepops

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "deepops/manifest.hpp"
+#include "deepops/registry_client.hpp"
+
+namespace deepops {
+
+// Where an import reads an image from: a registry, or an offline copy for
+// air-gapped sites. Every blob is verified against its digest and size, from
+// any source.
+class ImageOrigin {
+ public:
+  virtual ~ImageOrigin() = default;
+  virtual std::string reference() const = 0;  // recorded in the cache and shown in `list`
+  virtual std::string served_by() const = 0;  // the registry, mirror or path it came from
+  virtual ResolvedImage resolve(const Platform& platform) = 0;
+  virtual std::string fetch_small_blob(const Descriptor& blob) = 0;
+  // Called from several threads at once.
+  virtual void fetch_blob(const Descriptor& blob, BlobSink& sink) = 0;
+};
+
+// A registry, through RegistryClient (one connection per call, so the calls
+// of different threads do not share one).
+std::unique_ptr<ImageOrigin> registry_origin(const RegistryImage& image,
+                                             const RegistryOptions& options);
+
+// An OCI image layout folder (as `skopeo copy ... oci:DIR:TAG` writes), with
+// the image chosen by its org.opencontainers.image.ref.name annotation, or
+// the only image when `tag` is empty.
+std::unique_ptr<ImageOrigin> oci_layout_origin(const std::filesystem::path& dir,
+                                               const std::string& tag);
+
+// "oci:DIR[:TAG]" -> the layout source; nullptr for anything else.
+std::unique_ptr<ImageOrigin> offline_origin(std::string_view text);
+
+}  // namespace deepops

@@ -1,0 +1,189 @@
+#include "deepops/image_origin.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "deepops/digest.hpp"
+#include "deepops/error.hpp"
+
+namespace deepops {
+namespace fs = std::filesystem;
+namespace {
+
+class RegistrySource : public ImageOrigin {
+ public:
+  RegistrySource(const RegistryImage& image, const RegistryOptions& options)
+      : client_(image, options) {}
+  std::string reference() const override { return client_.image().canonical(); }
+  std::string served_by() const override { return client_.image().registry; }
+  ResolvedImage resolve(const Platform& platform) override {
+    return client_.resolve(*connection(), platform);
+  }
+  std::string fetch_small_blob(const Descriptor& blob) override {
+    return client_.fetch_small_blob(*connection(), blob);
+  }
+  void fetch_blob(const Descriptor& blob, BlobSink& sink) override {
+    auto http = client_.connect();  // this thread's own
+    client_.fetch_blob(*http, blob, sink);
+  }
+
+ private:
+  // The connection of the calling thread for small requests: kept, so that
+  // resolve and the config share keep-alive and the auth token's connection.
+  HttpClient* connection() {
+    if (!main_) main_ = client_.connect();
+    return main_.get();
+  }
+  RegistryClient client_;
+  std::unique_ptr<HttpClient> main_;
+};
+
+class OciLayoutSource : public ImageOrigin {
+ public:
+  OciLayoutSource(fs::path dir, std::string tag) : dir_(std::move(dir)), tag_(std::move(tag)) {
+    if (!fs::is_regular_file(dir_ / "oci-layout") || !fs::is_regular_file(dir_ / "index.json")) {
+      throw Error(
+          Errc::not_found,
+          "'" + dir_.string() + "' is not an OCI image layout (no oci-layout or index.json)",
+          "create one with: skopeo copy docker://IMAGE oci:" + dir_.string() + ":TAG");
+    }
+  }
+  std::string reference() const override {
+    return "oci:" + fs::absolute(dir_).string() + (tag_.empty() ? "" : ":" + tag_);
+  }
+  std::string served_by() const override { return "oci:" + fs::absolute(dir_).string(); }
+
+  ResolvedImage resolve(const Platform& platform) override {
+    auto index = parse_manifest(read_file(dir_ / "index.json", 4 << 20), media_type::kOciIndex);
+    const Descriptor& top = pick(std::get<ImageIndex>(index));
+    std::string body = read_blob(top);
+    auto parsed = parse_manifest(body, top.media_type);
+    if (auto* m = std::get_if<ImageManifest>(&parsed)) return {top.digest, "", std::move(*m)};
+    const Descriptor& chosen = select_platform(std::get<ImageIndex>(parsed), platform);
+    auto inner = parse_manifest(read_blob(chosen), chosen.media_type);
+    auto* m = std::get_if<ImageManifest>(&inner);
+    if (!m) throw Error(Errc::corrupt, reference() + ": an index points to another index");
+    return {chosen.digest, top.digest, std::move(*m)};
+  }
+
+  std::string fetch_small_blob(const Descriptor& blob) override { return read_blob(blob); }
+
+  void fetch_blob(const Descriptor& blob, BlobSink& sink) override {
+    fs::path path = blob_path(blob);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) missing(blob, errno);
+    std::unique_ptr<int, void (*)(int*)> closer(&fd, [](int* f) { ::close(*f); });
+    Sha256 hash;
+    std::string buf(1 << 20, '\0');
+    int64_t total = 0;
+    while (true) {
+      ssize_t n = ::read(fd, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) missing(blob, errno);
+      if (n == 0) break;
+      total += n;
+      if (total > blob.size) break;
+      hash.update(buf.data(), static_cast<size_t>(n));
+      sink.write(buf.data(), static_cast<size_t>(n));
+    }
+    verify(blob, total, hash.finish());
+  }
+
+ private:
+  const Descriptor& pick(const ImageIndex& index) const {
+    const Descriptor* only = index.manifests.size() == 1 ? &index.manifests[0] : nullptr;
+    std::string names;
+    for (const auto& d : index.manifests) {
+      std::string name = ref_name(d);
+      names += (names.empty() ? "" : ", ") + (name.empty() ? d.digest.substr(0, 19) : name);
+      if (!tag_.empty() && name == tag_) return d;
+    }
+    if (tag_.empty() && only) return *only;
+    throw Error(Errc::not_found,
+                "no image " + (tag_.empty() ? std::string("chosen") : "'" + tag_ + "'") + " in " +
+                    dir_.string() + " (it has: " + names + ")",
+                "name one as oci:" + dir_.string() + ":TAG");
+  }
+  std::string ref_name(const Descriptor& d) const {
+    auto index = nlohmann::json::parse(read_file(dir_ / "index.json", 4 << 20), nullptr, false);
+    if (!index.is_object() || !index["manifests"].is_array()) return {};
+    for (const auto& m : index["manifests"]) {
+      if (m.value("digest", "") != d.digest) continue;
+      if (m.contains("annotations") && m["annotations"].is_object()) {
+        return m["annotations"].value("org.opencontainers.image.ref.name", "");
+      }
+    }
+    return {};
+  }
+  fs::path blob_path(const Descriptor& d) const {
+    return dir_ / "blobs" / "sha256" / d.digest.substr(7);
+  }
+  [[noreturn]] void missing(const Descriptor& d, int err) const {
+    throw Error(Errc::not_found, reference() + ": blob " + d.digest + ": " + std::strerror(err),
+                "the layout is incomplete; copy it again");
+  }
+  void verify(const Descriptor& d, int64_t size, const std::string& digest) const {
+    if (size != d.size || digest != d.digest) {
+      throw Error(Errc::corrupt,
+                  reference() + ": blob " + d.digest + " does not match its descriptor",
+                  "the layout is damaged; copy it again");
+    }
+  }
+  std::string read_blob(const Descriptor& d) const {
+    if (d.size > (16 << 20))
+      throw Error(Errc::corrupt, reference() + ": " + d.digest + " is too large for a manifest");
+    std::string body = read_file(blob_path(d), static_cast<size_t>(d.size) + 1);
+    verify(d, static_cast<int64_t>(body.size()), sha256_digest(body));
+    return body;
+  }
+  static std::string read_file(const fs::path& p, size_t limit) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) throw Error(Errc::not_found, "cannot read " + p.string());
+    std::string data(limit, '\0');
+    in.read(data.data(), static_cast<std::streamsize>(limit));
+    data.resize(static_cast<size_t>(in.gcount()));
+    return data;
+  }
+
+  fs::path dir_;
+  std::string tag_;
+};
+
+}  // namespace
+
+std::unique_ptr<ImageOrigin> registry_origin(const RegistryImage& image,
+                                             const RegistryOptions& options) {
+  return std::make_unique<RegistrySource>(image, options);
+}
+
+std::unique_ptr<ImageOrigin> oci_layout_origin(const fs::path& dir, const std::string& tag) {
+  return std::make_unique<OciLayoutSource>(dir, tag);
+}
+
+std::unique_ptr<ImageOrigin> offline_origin(std::string_view text) {
+  if (text.starts_with("oci:")) {
+    std::string rest(text.substr(4));
+    // oci:DIR:TAG, where DIR itself has no ':' (as skopeo reads it).
+    size_t colon = rest.find(':');
+    std::string dir = rest.substr(0, colon);
+    std::string tag = colon == std::string::npos ? "" : rest.substr(colon + 1);
+    if (dir.empty()) throw Error(Errc::invalid_argument, "oci: needs a folder: oci:DIR[:TAG]");
+    return oci_layout_origin(dir, tag);
+  }
+  for (const char* t : {"oci-archive:", "docker-archive:"}) {
+    if (text.starts_with(t)) {
+      throw Error(Errc::invalid_argument, std::string(t) + " sources are not supported yet",
+                  "unpack the archive (tar -xf) into a folder and import it as oci:DIR, or push it "
+                  "to a registry");
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace deepops
