@@ -4,7 +4,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "deepops/error.hpp"
@@ -138,6 +140,44 @@ int run_list(const std::string& cache, bool as_json) {
   return 0;
 }
 
+// "500M", "20G", "1.5T", "1048576": bytes, with binary (1024) multiples.
+int64_t parse_size(const std::string& text) {
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string unit = text.substr(used);
+  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
+  static const std::map<std::string, double> kUnits = {
+      {"", 1},        {"K", 1024.0},  {"k", 1024.0},          {"M", 1 << 20},        {"m", 1 << 20},
+      {"G", 1 << 30}, {"g", 1 << 30}, {"T", 1099511627776.0}, {"t", 1099511627776.0}};
+  auto it = kUnits.find(unit);
+  if (used == 0 || value < 0 || it == kUnits.end()) {
+    throw Error(Errc::invalid_argument, "invalid size '" + text + "'",
+                "write a number with K, M, G or T, e.g. 20G");
+  }
+  return static_cast<int64_t>(value * it->second);
+}
+
+int run_gc(const std::string& cache, const std::string& max_size) {
+  std::optional<int64_t> max;
+  if (!max_size.empty()) max = parse_size(max_size);
+  auto r = ImageCache(cache).gc(max);
+  std::printf(
+      "removed %d images and %d leftovers of interrupted imports, freeing %s; %s of images kept\n",
+      r.images_removed, r.leftovers_removed, human_bytes(r.bytes_freed).c_str(),
+      human_bytes(r.bytes_kept).c_str());
+  if (max && r.bytes_kept > *max) {
+    std::fprintf(stderr,
+                 "deepops-ctr: the cache is still above %s: the rest is being imported or used\n",
+                 max_size.c_str());
+  }
+  return 0;
+}
+
 // A digest, a unique digest prefix, or a reference as `list` shows it.
 int run_remove(const std::string& cache, const std::vector<std::string>& names) {
   ImageCache c(cache);
@@ -217,6 +257,14 @@ int main(int argc, char** argv) {
   rm->add_option("IMAGE", remove_names, "digest, digest prefix, or reference as `list` shows it")
       ->required();
 
+  std::string max_size;
+  auto* gc = app.add_subcommand("gc", "remove leftovers of interrupted imports, and old images");
+  gc->add_option("--max-size", max_size,
+                 "remove the least recently used images until the cache fits, e.g. 50G");
+  gc->footer(
+      "Never removes an image while an import of it is running. Use counts as the last import "
+      "or cache hit of each image.");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -226,6 +274,7 @@ int main(int argc, char** argv) {
     if (*imp) return run_import(ia, cache);
     if (*list) return run_list(cache, as_json);
     if (*rm) return run_remove(cache, remove_names);
+    if (*gc) return run_gc(cache, max_size);
   } catch (const Error& e) {
     std::fprintf(stderr, "\ndeepops-ctr: error: %s\n", e.what());
     if (!e.hint().empty()) std::fprintf(stderr, "deepops-ctr: hint: %s\n", e.hint().c_str());

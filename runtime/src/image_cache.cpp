@@ -173,7 +173,7 @@ fs::path ImageCache::make_scratch(const std::string& digest) {
   return scratch;
 }
 
-ImageCache::Lock ImageCache::lock(const std::string& digest) {
+int ImageCache::open_lock_file(const std::string& digest) {
   fs::path dir = root_ / "locks";
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -181,13 +181,105 @@ ImageCache::Lock ImageCache::lock(const std::string& digest) {
   fs::path path = dir / (hex_of(digest) + ".lock");
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) io_error("cannot open", path, errno);
+  return fd;
+}
+
+ImageCache::Lock ImageCache::lock(const std::string& digest) {
+  int fd = open_lock_file(digest);
   while (::flock(fd, LOCK_EX) != 0) {
     if (errno == EINTR) continue;
     int err = errno;
     ::close(fd);
-    io_error("cannot lock", path, err);
+    io_error("cannot lock", root_ / "locks", err);
   }
   return Lock(fd);
+}
+
+std::optional<ImageCache::Lock> ImageCache::try_lock(const std::string& digest) {
+  int fd = open_lock_file(digest);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  return Lock(fd);
+}
+
+void ImageCache::touch(const std::string& digest) {
+  if (read_only_) return;
+  std::error_code ec;
+  fs::last_write_time(image_path(digest, ".json"), fs::file_time_type::clock::now(), ec);
+}
+
+namespace {
+
+// "sha256:<hex>" from a cache file name such as "<hex>.sqsh" or "<hex>.1234".
+std::string digest_of_name(const std::string& name) {
+  std::string hex = name.substr(0, name.find('.'));
+  return is_sha256_digest("sha256:" + hex) ? "sha256:" + hex : "";
+}
+
+int64_t size_of(const fs::path& p) {
+  std::error_code ec;
+  if (fs::is_directory(p, ec)) {
+    int64_t total = 0;
+    for (const auto& e : fs::recursive_directory_iterator(p, ec)) {
+      if (e.is_regular_file(ec)) total += static_cast<int64_t>(e.file_size(ec));
+    }
+    return total;
+  }
+  auto n = fs::file_size(p, ec);
+  return ec ? 0 : static_cast<int64_t>(n);
+}
+
+}  // namespace
+
+ImageCache::GcResult ImageCache::gc(std::optional<int64_t> max_bytes) {
+  if (read_only_)
+    throw Error(Errc::permission_denied, "the cache " + root_.string() + " is read-only");
+  GcResult r;
+  std::error_code ec;
+  // Leftovers: scratch of dead imports, images without a sidecar, temp sidecars.
+  std::vector<fs::path> leftovers;
+  for (const auto& e : fs::directory_iterator(root_ / "tmp", ec)) leftovers.push_back(e.path());
+  for (const auto& e : fs::directory_iterator(root_ / "images", ec)) {
+    fs::path p = e.path();
+    fs::path json = p.parent_path() / (p.stem().string() + ".json");
+    fs::path sqsh = p.parent_path() / (p.stem().string() + ".sqsh");
+    bool orphan_image = p.extension() == ".sqsh" && !fs::exists(json, ec);
+    bool orphan_sidecar = p.extension() == ".json" && !fs::exists(sqsh, ec);
+    if (p.extension() == ".tmp" || orphan_image || orphan_sidecar) leftovers.push_back(p);
+  }
+  for (const auto& p : leftovers) {
+    std::string digest = digest_of_name(p.filename().string());
+    if (digest.empty()) continue;  // not ours
+    auto held = try_lock(digest);
+    if (!held) continue;  // an import of this digest is running
+    if (p.extension() == ".sqsh" && fs::exists(image_path(digest, ".json"), ec))
+      continue;  // published meanwhile
+    r.bytes_freed += size_of(p);
+    fs::remove_all(p, ec);
+    ++r.leftovers_removed;
+  }
+  // Images, least recently used first.
+  auto images = list();
+  auto used = [&](const CachedImage& c) {
+    return fs::last_write_time(image_path(c.manifest_digest, ".json"), ec);
+  };
+  std::sort(images.begin(), images.end(),
+            [&](const auto& a, const auto& b) { return used(a) < used(b); });
+  int64_t total = 0;
+  for (const auto& c : images) total += c.size;
+  for (const auto& c : images) {
+    if (!max_bytes || total <= *max_bytes) break;
+    auto held = try_lock(c.manifest_digest);
+    if (!held) continue;
+    remove(c.manifest_digest);
+    total -= c.size;
+    r.bytes_freed += c.size;
+    ++r.images_removed;
+  }
+  r.bytes_kept = total;
+  return r;
 }
 
 CachedImage ImageCache::publish(const fs::path& squashfs, CachedImage meta) {

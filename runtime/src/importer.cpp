@@ -197,7 +197,10 @@ ImportResult import_image(ImageOrigin& source, const ImportOptions& o) {
 
   ImageCache cache(o.cache);
   auto cached = [&](CachedImage c) {
-    if (!c.read_only) cache.add_reference(digest, source.reference());
+    if (!c.read_only) {
+      cache.add_reference(digest, source.reference());
+      cache.touch(digest);  // most recently used, for gc
+    }
     report.update([](ImportProgress& p) { p.phase = Phase::cached; });
     return ImportResult{std::move(c), true, {}};
   };

@@ -16,15 +16,7 @@ source "$(dirname "$0")/common.sh"
 NAME=large
 MIN_BYTES=$((2 * 1000 * 1000 * 1000))
 KEY=$(cache_key "$0")
-if is_current "$NAME" "$KEY"; then log "$NAME is cached"; exit 0; fi
-[[ $(id -u) -eq 0 ]] || die "$NAME needs root (debootstrap and chroot)"
-
-mkdir -p "$DEEPOPS_IMAGE_CACHE"
-exec 9>"$DEEPOPS_IMAGE_CACHE/.$NAME.lock"
-flock 9
-if is_current "$NAME" "$KEY"; then log "$NAME is cached"; exit 0; fi
-
-work=$(mktemp -d "$DEEPOPS_IMAGE_CACHE/.$NAME.XXXXXX")
+begin_locked_build "$NAME" "$KEY"
 rootfs=$work/bundle/rootfs
 cleanup() {
   mountpoint -q "$rootfs/proc" 2>/dev/null && umount -l "$rootfs/proc"

@@ -39,3 +39,19 @@ debian_mirror() {
     awk '{print $2}' | grep -v security | head -n1)
   printf '%s\n' "${uri:-http://deb.debian.org/debian}"
 }
+
+# begin_locked_build NAME KEY: exits 0 when NAME is already built from KEY
+# (checked again under NAME's build lock, then held on fd 9 until the builder
+# exits, so concurrent runs build once); otherwise sets $work to a fresh
+# folder for the build. For the builders that need root (debootstrap, chroot).
+begin_locked_build() {
+  local name=$1 key=$2
+  if is_current "$name" "$key"; then log "$name is cached"; exit 0; fi
+  [[ $(id -u) -eq 0 ]] || die "$name needs root (debootstrap and chroot)"
+  mkdir -p "$DEEPOPS_IMAGE_CACHE"
+  exec 9>"$DEEPOPS_IMAGE_CACHE/.$name.lock"
+  flock 9
+  if is_current "$name" "$key"; then log "$name is cached"; exit 0; fi
+  # shellcheck disable=SC2034 # the builder uses it
+  work=$(mktemp -d "$DEEPOPS_IMAGE_CACHE/.$name.XXXXXX")
+}

@@ -45,14 +45,29 @@ class ImageCache {
   // Exclusive per-digest lock: concurrent imports of one image wait here.
   class Lock;
   Lock lock(const std::string& digest);
+  std::optional<Lock> try_lock(const std::string& digest);
 
   // Moves a finished image in and writes its sidecar (both fsynced).
   CachedImage publish(const std::filesystem::path& squashfs, CachedImage meta);
   // Records another name for an existing entry.
   void add_reference(const std::string& manifest_digest, const std::string& reference);
+  // Marks an entry as just used (its sidecar's mtime), for gc's LRU order.
+  void touch(const std::string& manifest_digest);
+
+  struct GcResult {
+    int images_removed = 0;
+    int64_t bytes_freed = 0;
+    int leftovers_removed = 0;  // scratch folders, orphan images, temp sidecars
+    int64_t bytes_kept = 0;
+  };
+  // Removes what killed imports left behind and, with max_bytes, the least
+  // recently used images until the rest fit. Skips any digest whose lock is
+  // held: an import of it is running.
+  GcResult gc(std::optional<int64_t> max_bytes);
 
  private:
   std::filesystem::path image_path(const std::string& digest, const char* ext) const;
+  int open_lock_file(const std::string& digest);
   std::filesystem::path root_;
   bool read_only_;
 };
