@@ -12,7 +12,7 @@ BUILD=(build-essential cmake ninja-build pkg-config clang-format clang libclang-
   libcurl4-openssl-dev libarchive-dev libsquashfs-dev libsquashfuse-dev
   libfuse3-dev libmount-dev libcap-dev libssl-dev nlohmann-json3-dev
   libslurm-dev libpmix-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev libzstd-dev)
+  libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev libzstd-dev libisal-dev)
 SLURM=(slurmctld slurmd slurm-client munge)
 MPI=(openmpi-bin libopenmpi-dev)
 MOUNTS=(squashfuse squashfs-tools fuse3 fuse-overlayfs)

@@ -60,8 +60,7 @@ class OciLayoutSource : public ImageOrigin {
   std::string served_by() const override { return "oci:" + fs::absolute(dir_).string(); }
 
   ResolvedImage resolve(const Platform& platform) override {
-    auto index = parse_manifest(read_file(dir_ / "index.json", 4 << 20), media_type::kOciIndex);
-    const Descriptor& top = pick(std::get<ImageIndex>(index));
+    const Descriptor top = pick();
     std::string body = read_blob(top);
     auto parsed = parse_manifest(body, top.media_type);
     if (auto* m = std::get_if<ImageManifest>(&parsed)) return {top.digest, "", std::move(*m)};
@@ -96,30 +95,28 @@ class OciLayoutSource : public ImageOrigin {
   }
 
  private:
-  const Descriptor& pick(const ImageIndex& index) const {
-    const Descriptor* only = index.manifests.size() == 1 ? &index.manifests[0] : nullptr;
+  // The index entry named tag_ (by its ref.name annotation), or the only one.
+  Descriptor pick() const {
+    std::string text = read_file(dir_ / "index.json", 4 << 20);
+    auto index = std::get<ImageIndex>(parse_manifest(text, media_type::kOciIndex));
+    auto json = nlohmann::json::parse(text);  // valid: parse_manifest accepted it
     std::string names;
-    for (const auto& d : index.manifests) {
-      std::string name = ref_name(d);
-      names += (names.empty() ? "" : ", ") + (name.empty() ? d.digest.substr(0, 19) : name);
-      if (!tag_.empty() && name == tag_) return d;
+    for (size_t i = 0; i < index.manifests.size(); ++i) {
+      const auto& entry = json["manifests"][i];
+      std::string name;
+      if (entry.contains("annotations") && entry["annotations"].is_object()) {
+        auto it = entry["annotations"].find("org.opencontainers.image.ref.name");
+        if (it != entry["annotations"].end() && it->is_string()) name = it->get<std::string>();
+      }
+      names += (names.empty() ? "" : ", ") +
+               (name.empty() ? index.manifests[i].digest.substr(0, 19) : name);
+      if (!tag_.empty() && name == tag_) return index.manifests[i];
     }
-    if (tag_.empty() && only) return *only;
+    if (tag_.empty() && index.manifests.size() == 1) return index.manifests[0];
     throw Error(Errc::not_found,
                 "no image " + (tag_.empty() ? std::string("chosen") : "'" + tag_ + "'") + " in " +
                     dir_.string() + " (it has: " + names + ")",
                 "name one as oci:" + dir_.string() + ":TAG");
-  }
-  std::string ref_name(const Descriptor& d) const {
-    auto index = nlohmann::json::parse(read_file(dir_ / "index.json", 4 << 20), nullptr, false);
-    if (!index.is_object() || !index["manifests"].is_array()) return {};
-    for (const auto& m : index["manifests"]) {
-      if (m.value("digest", "") != d.digest) continue;
-      if (m.contains("annotations") && m["annotations"].is_object()) {
-        return m["annotations"].value("org.opencontainers.image.ref.name", "");
-      }
-    }
-    return {};
   }
   fs::path blob_path(const Descriptor& d) const {
     return dir_ / "blobs" / "sha256" / d.digest.substr(7);

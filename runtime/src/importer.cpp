@@ -1,6 +1,5 @@
 #include "deepops/importer.hpp"
 
-#include <archive.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -12,6 +11,7 @@
 #include <thread>
 
 #include "deepops/error.hpp"
+#include "deepops/layer_stream.hpp"
 
 namespace deepops {
 namespace fs = std::filesystem;
@@ -54,21 +54,6 @@ class SpoolFile : public BlobSink {
   fs::path path_;
   int fd_ = -1;
 };
-
-LayerMerger::Archive open_layer(const fs::path& path, const std::string& name) {
-  LayerMerger::Archive a(archive_read_new(), archive_read_free);
-  if (!a) throw Error(Errc::internal, "archive_read_new failed");
-  // Only what OCI layers use: tar, plain or gzip or zstd.
-  archive_read_support_filter_gzip(a.get());
-  archive_read_support_filter_zstd(a.get());
-  archive_read_support_format_tar(a.get());
-  archive_read_support_format_gnutar(a.get());
-  if (archive_read_open_filename(a.get(), path.c_str(), 1 << 20) != ARCHIVE_OK) {
-    throw Error(Errc::corrupt, name + ": not a tar archive: " + archive_error_string(a.get()),
-                "the layer's data does not match its media type");
-  }
-  return a;
-}
 
 std::string short_digest(const std::string& d) { return d.substr(0, 7 + 12); }
 
@@ -236,7 +221,8 @@ ImportResult import_image(ImageOrigin& source, const ImportOptions& o) {
         p.phase = Phase::merging;
         ++p.layers_downloaded;
       });
-      merger.merge_layer([&] { return open_layer(path, name); }, name);
+      LayerCompression compression = layer_compression(layers[i].media_type);
+      merger.merge_layer([&] { return open_layer_tar(path, compression, name); }, name);
       fs::remove(path);
       report.update([](ImportProgress& p) { ++p.layers_merged; });
     }

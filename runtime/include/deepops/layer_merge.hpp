@@ -43,7 +43,7 @@ class LayerMerger {
  public:
   explicit LayerMerger(SquashfsWriter& writer);
 
-  using Archive = std::unique_ptr<struct archive, int (*)(struct archive*)>;
+  using Archive = std::shared_ptr<struct archive>;
   using Opener = std::function<Archive()>;
 
   // Reads every entry of the layer that `open` opens as a libarchive tar
