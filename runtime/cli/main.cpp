@@ -42,6 +42,8 @@ struct ImportArgs {
   std::string ca_file = env("DEEPOPS_CA_FILE");
   std::vector<std::string> allow_http = split(env("DEEPOPS_ALLOW_HTTP"), ',');
   std::vector<std::string> system_caches = split(env("DEEPOPS_SYSTEM_CACHE"), ':');
+  std::vector<std::string> mirrors;
+  std::string mirrors_config = MirrorConfig::default_path().string();
   bool quiet = false;
 };
 
@@ -70,10 +72,15 @@ The image is sanitised while merging: entries that would leave the root are an
 error, device nodes are dropped, setuid/setgid bits cleared, and only user.*
 xattrs kept.
 
+Mirrors: a registry's mirrors (--mirror, or the mirrors file) are tried first,
+in order; the registry itself comes last unless the rule says "fallback": false.
+The endpoint that served the image is recorded (`list --json`: served_by).
+
 Environment: DEEPOPS_CACHE_PATH, DEEPOPS_SYSTEM_CACHE, DEEPOPS_CA_FILE,
-DEEPOPS_ALLOW_HTTP, and the usual https_proxy/no_proxy.)";
+DEEPOPS_ALLOW_HTTP, DEEPOPS_MIRRORS_CONFIG, and the usual https_proxy/no_proxy.)";
 
 int run_import(const ImportArgs& a, const std::string& cache) {
+  ProgressPrinter progress(a.quiet);
   ImportOptions o;
   o.cache = cache;
   for (const auto& s : a.system_caches) o.system_caches.emplace_back(s);
@@ -83,7 +90,12 @@ int run_import(const ImportArgs& a, const std::string& cache) {
   o.squashfs.compression = parse_compression(a.compression);
   o.squashfs.level = a.level;
   o.parallel_downloads = a.jobs;
-  ProgressPrinter progress(a.quiet);
+  o.mirrors = MirrorConfig::load(a.mirrors_config);
+  for (const auto& m : a.mirrors) o.mirrors.add(m);
+  o.warn = [&](const std::string& note) {
+    progress.finish();
+    std::fprintf(stderr, "deepops-ctr: warning: %s\n", note.c_str());
+  };
   o.progress = [&](const ImportProgress& p) { progress(p); };
   auto offline = offline_origin(a.image);
   ImportResult r =
@@ -98,6 +110,9 @@ int run_import(const ImportArgs& a, const std::string& cache) {
     std::filesystem::copy_file(r.image.squashfs, a.output,
                                std::filesystem::copy_options::overwrite_existing);
     path = a.output;
+  }
+  if (!a.quiet && !r.from_cache && r.image.served_by.find("://") != std::string::npos) {
+    std::fprintf(stderr, "served by mirror %s\n", r.image.served_by.c_str());
   }
   if (!a.quiet && !r.from_cache) {
     const MergeStats& s = r.stats;
@@ -246,6 +261,13 @@ int main(int argc, char** argv) {
   imp->add_option("--system-cache", ia.system_caches,
                   "read-only cache folder checked first; repeatable (env DEEPOPS_SYSTEM_CACHE, "
                   "colon-separated)");
+  imp->add_option("--mirror", ia.mirrors,
+                  "REGISTRY=URL: try this mirror first for REGISTRY's images, e.g. "
+                  "docker.io=https://mirror.site:5000; repeatable");
+  imp->add_option(
+         "--mirrors-config", ia.mirrors_config,
+         "registry mirrors file (env DEEPOPS_MIRRORS_CONFIG; see conf/mirrors.json.example)")
+      ->capture_default_str();
   imp->add_flag("-q,--quiet", ia.quiet, "no progress output");
 
   bool as_json = false;

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <vector>
 
 #include "deepops/digest.hpp"
 #include "deepops/error.hpp"
@@ -21,7 +22,10 @@ class RegistrySource : public ImageOrigin {
   RegistrySource(const RegistryImage& image, const RegistryOptions& options)
       : client_(image, options) {}
   std::string reference() const override { return client_.image().canonical(); }
-  std::string served_by() const override { return client_.image().registry; }
+  std::string served_by() const override {
+    const Endpoint& e = client_.endpoint();
+    return e.host == client_.image().registry && e.prefix.empty() ? e.host : e.url();
+  }
   ResolvedImage resolve(const Platform& platform) override {
     return client_.resolve(*connection(), platform);
   }
@@ -42,6 +46,59 @@ class RegistrySource : public ImageOrigin {
   }
   RegistryClient client_;
   std::unique_ptr<HttpClient> main_;
+};
+
+// Mirrors first, then (where allowed) the registry itself.
+class MirroredOrigin : public ImageOrigin {
+ public:
+  MirroredOrigin(std::vector<std::unique_ptr<RegistrySource>> candidates, bool last_is_origin,
+                 std::function<void(const std::string&)> warn)
+      : candidates_(std::move(candidates)),
+        last_is_origin_(last_is_origin),
+        warn_(std::move(warn)) {}
+  std::string reference() const override { return candidates_.front()->reference(); }
+  std::string served_by() const override { return chosen()->served_by(); }
+  ResolvedImage resolve(const Platform& platform) override {
+    std::string tried;
+    for (size_t i = 0; i < candidates_.size(); ++i) {
+      bool is_mirror = !(last_is_origin_ && i + 1 == candidates_.size());
+      try {
+        ResolvedImage r = candidates_[i]->resolve(platform);
+        chosen_ = candidates_[i].get();
+        return r;
+      } catch (const Error& e) {
+        if (!is_mirror) throw;  // the registry's own error, unchanged
+        tried += (tried.empty() ? "" : ", ") + candidates_[i]->served_by();
+        if (warn_)
+          warn_("mirror " + candidates_[i]->served_by() + " did not serve " + reference() + ": " +
+                e.describe());
+        if (i + 1 == candidates_.size()) {
+          throw Error(
+              e.code(),
+              "no mirror served " + reference() + " (tried " + tried + "; last: " + e.what() + ")",
+              "the mirror rule forbids falling back to the registry; fix the mirrors or allow "
+              "fallback");
+        }
+      }
+    }
+    throw Error(Errc::internal, "no endpoint to resolve " + reference() + " from");
+  }
+  std::string fetch_small_blob(const Descriptor& blob) override {
+    return chosen()->fetch_small_blob(blob);
+  }
+  void fetch_blob(const Descriptor& blob, BlobSink& sink) override {
+    chosen()->fetch_blob(blob, sink);
+  }
+
+ private:
+  RegistrySource* chosen() const {
+    if (!chosen_) throw Error(Errc::internal, "resolve() must come first");
+    return chosen_;
+  }
+  std::vector<std::unique_ptr<RegistrySource>> candidates_;
+  bool last_is_origin_;
+  std::function<void(const std::string&)> warn_;
+  RegistrySource* chosen_ = nullptr;
 };
 
 class OciLayoutSource : public ImageOrigin {
@@ -155,8 +212,19 @@ class OciLayoutSource : public ImageOrigin {
 }  // namespace
 
 std::unique_ptr<ImageOrigin> registry_origin(const RegistryImage& image,
-                                             const RegistryOptions& options) {
-  return std::make_unique<RegistrySource>(image, options);
+                                             const RegistryOptions& options,
+                                             const MirrorConfig& mirrors,
+                                             std::function<void(const std::string&)> warn) {
+  const MirrorRule* rule = mirrors.rule_for(image.registry);
+  if (!rule || rule->endpoints.empty()) return std::make_unique<RegistrySource>(image, options);
+  std::vector<std::unique_ptr<RegistrySource>> candidates;
+  for (const auto& endpoint : rule->endpoints) {
+    RegistryOptions o = options;
+    o.endpoint = endpoint;
+    candidates.push_back(std::make_unique<RegistrySource>(image, o));
+  }
+  if (rule->fallback) candidates.push_back(std::make_unique<RegistrySource>(image, options));
+  return std::make_unique<MirroredOrigin>(std::move(candidates), rule->fallback, std::move(warn));
 }
 
 std::unique_ptr<ImageOrigin> oci_layout_origin(const fs::path& dir, const std::string& tag) {

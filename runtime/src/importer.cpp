@@ -170,7 +170,7 @@ std::optional<CachedImage> find_cached(const ImportOptions& o, const std::string
 }  // namespace
 
 ImportResult import_image(const RegistryImage& image, const ImportOptions& o) {
-  auto source = registry_origin(image, o.registry);
+  auto source = registry_origin(image, o.registry, o.mirrors, o.warn);
   return import_image(*source, o);
 }
 

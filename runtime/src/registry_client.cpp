@@ -80,15 +80,26 @@ std::string credentials_hint(const std::string& registry, const CredentialFiles&
 }  // namespace
 
 RegistryClient::RegistryClient(RegistryImage image, RegistryOptions options)
-    : image_(std::move(image)), options_(std::move(options)) {}
-
-std::string RegistryClient::describe() const { return image_.registry + "/" + image_.repository; }
-
-std::string RegistryClient::base_url() const {
+    : image_(std::move(image)), options_(std::move(options)) {
+  if (options_.endpoint) {
+    endpoint_ = *options_.endpoint;
+    return;
+  }
   const auto& allowed = options_.allow_http;
   bool http = std::find(allowed.begin(), allowed.end(), "*") != allowed.end() ||
               std::find(allowed.begin(), allowed.end(), image_.registry) != allowed.end();
-  return (http ? "http://" : "https://") + image_.registry + "/v2/" + image_.repository;
+  endpoint_ = Endpoint{http ? "http" : "https", image_.registry, ""};
+}
+
+// host[/prefix]/repository: what a user would type to reach it again.
+std::string RegistryClient::describe() const {
+  return endpoint_.host + (endpoint_.prefix.empty() ? "" : "/" + endpoint_.prefix) + "/" +
+         image_.repository;
+}
+
+std::string RegistryClient::base_url() const {
+  return endpoint_.scheme + "://" + endpoint_.host + "/v2/" +
+         (endpoint_.prefix.empty() ? "" : endpoint_.prefix + "/") + image_.repository;
 }
 
 std::string RegistryClient::authorization() {
@@ -99,19 +110,19 @@ std::string RegistryClient::authorization() {
 void RegistryClient::authenticate(HttpClient& http, const HttpResponse& r, bool retried) {
   std::lock_guard lock(auth_mutex_);
   if (!credential_loaded_) {
-    credential_ = lookup_credential(options_.credentials, image_.registry, image_.user);
+    credential_ = lookup_credential(options_.credentials, endpoint_.host, image_.user);
     credential_loaded_ = true;
   }
   if (retried) {
     if (credential_) {
       throw Error(
           Errc::auth,
-          image_.registry + " rejected the credentials from " + credential_->source + " for " +
+          endpoint_.host + " rejected the credentials from " + credential_->source + " for " +
               describe(),
           "check the login and password there; the account may lack access to this repository");
     }
-    throw Error(Errc::auth, image_.registry + " requires credentials for " + describe(),
-                credentials_hint(image_.registry, options_.credentials));
+    throw Error(Errc::auth, endpoint_.host + " requires credentials for " + describe(),
+                credentials_hint(endpoint_.host, options_.credentials));
   }
   auto challenges = parse_www_authenticate(r.header("www-authenticate"));
   auto pick = [&](const char* scheme) {
@@ -126,10 +137,13 @@ void RegistryClient::authenticate(HttpClient& http, const HttpResponse& r, bool 
     std::string realm = bearer->param("realm");
     if (!realm.starts_with("https://") && !realm.starts_with("http://")) {
       throw Error(Errc::auth,
-                  image_.registry + " sent a token realm that is not a URL: '" + realm + "'");
+                  endpoint_.host + " sent a token realm that is not a URL: '" + realm + "'");
     }
     std::string scope = bearer->param("scope");
-    if (scope.empty()) scope = "repository:" + image_.repository + ":pull";
+    if (scope.empty()) {
+      scope = "repository:" + (endpoint_.prefix.empty() ? "" : endpoint_.prefix + "/") +
+              image_.repository + ":pull";
+    }
     std::string url = realm + (realm.find('?') == std::string::npos ? "?" : "&") +
                       "service=" + url_escape(bearer->param("service")) +
                       "&scope=" + url_escape(scope);
@@ -139,11 +153,11 @@ void RegistryClient::authenticate(HttpClient& http, const HttpResponse& r, bool 
     if (t.status == 401 || t.status == 403) {
       throw Error(
           Errc::auth,
-          "the token service of " + image_.registry + " refused " +
+          "the token service of " + endpoint_.host + " refused " +
               (credential_ ? "the credentials from " + credential_->source : "anonymous access") +
               " for " + describe(),
           credential_ ? "check the login and password there"
-                      : credentials_hint(image_.registry, options_.credentials));
+                      : credentials_hint(endpoint_.host, options_.credentials));
     }
     auto j = nlohmann::json::parse(t.body, nullptr, false);
     std::string token;
@@ -154,7 +168,7 @@ void RegistryClient::authenticate(HttpClient& http, const HttpResponse& r, bool 
       }
     }
     if (token.empty()) {
-      throw Error(Errc::auth, "the token service of " + image_.registry + " answered " +
+      throw Error(Errc::auth, "the token service of " + endpoint_.host + " answered " +
                                   std::to_string(t.status) + " without a token");
     }
     auth_header_ = "Authorization: Bearer " + token;
@@ -162,13 +176,13 @@ void RegistryClient::authenticate(HttpClient& http, const HttpResponse& r, bool 
   }
   if (pick("basic") != challenges.end()) {
     if (basic.empty()) {
-      throw Error(Errc::auth, image_.registry + " requires credentials for " + describe(),
-                  credentials_hint(image_.registry, options_.credentials));
+      throw Error(Errc::auth, endpoint_.host + " requires credentials for " + describe(),
+                  credentials_hint(endpoint_.host, options_.credentials));
     }
     auth_header_ = basic;
     return;
   }
-  throw Error(Errc::auth, image_.registry +
+  throw Error(Errc::auth, endpoint_.host +
                               " answered 401 without a usable WWW-Authenticate challenge ('" +
                               r.header("www-authenticate") + "')");
 }
@@ -206,19 +220,19 @@ void RegistryClient::fail_http(const std::string& what, const HttpResponse& r) c
   std::string reason = registry_message(r);
   switch (r.status) {
     case 404:
-      throw Error(Errc::not_found, where + " not found on " + image_.registry + reason,
+      throw Error(Errc::not_found, where + " not found on " + endpoint_.host + reason,
                   "check the image name and tag; `skopeo list-tags docker://" + describe() +
                       "` lists the tags");
     case 403:
-      throw Error(Errc::permission_denied, image_.registry + " denied access to " + where + reason,
+      throw Error(Errc::permission_denied, endpoint_.host + " denied access to " + where + reason,
                   "the account in your credentials may lack access to this repository");
     case 429:
-      throw Error(Errc::busy, image_.registry + " is rate-limiting pulls of " + where + reason,
+      throw Error(Errc::busy, endpoint_.host + " is rate-limiting pulls of " + where + reason,
                   "log in (credentials raise the limit) or configure a registry mirror");
     default:
       throw Error(
           r.status >= 500 ? Errc::network : Errc::corrupt,
-          image_.registry + " answered HTTP " + std::to_string(r.status) + " for " + where + reason,
+          endpoint_.host + " answered HTTP " + std::to_string(r.status) + " for " + where + reason,
           r.status >= 500 ? "the registry is failing; retry later" : "");
   }
 }

@@ -66,6 +66,34 @@ else
   failures=$((failures + 1))
 fi
 
+# Mirrors: the TLS registry (same images) as a mirror of the plain one. It
+# serves, and is recorded; a dead mirror is passed over with a warning; with
+# fallback forbidden, the error names what was tried. Own cache for these.
+mirror_ctr() { DEEPOPS_CACHE_PATH=$work/mirror-cache "$CTR" "$@"; }
+served=$(mirror_ctr import -q --ca-file "$DEEPOPS_LAB_CA" --mirror "$DEEPOPS_LAB_REGISTRY=https://$DEEPOPS_LAB_REGISTRY_TLS" \
+  "$DEEPOPS_LAB_REGISTRY/deepops/zstd" >/dev/null && mirror_ctr list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["served_by"])')
+if [[ $served == "https://$DEEPOPS_LAB_REGISTRY_TLS" ]]; then echo "PASS mirror serves"; else
+  echo "FAIL mirror serves: served_by '$served'"
+  failures=$((failures + 1))
+fi
+rm -rf "$work/mirror-cache"
+if mirror_ctr import -q --allow-http "$DEEPOPS_LAB_REGISTRY" --mirror "$DEEPOPS_LAB_REGISTRY=http://127.0.0.1:1" \
+  "$DEEPOPS_LAB_REGISTRY/deepops/zstd" >/dev/null 2>"$work/err" && grep -q "warning: mirror http://127.0.0.1:1 did not serve" "$work/err"; then
+  echo "PASS dead mirror, fallback"
+else
+  echo "FAIL dead mirror, fallback: $(cat "$work/err")"
+  failures=$((failures + 1))
+fi
+rm -rf "$work/mirror-cache"
+echo "{\"mirrors\":{\"$DEEPOPS_LAB_REGISTRY\":{\"endpoints\":[\"http://127.0.0.1:1\"],\"fallback\":false}}}" >"$work/mirrors.json"
+if ! mirror_ctr import -q --mirrors-config "$work/mirrors.json" "$DEEPOPS_LAB_REGISTRY/deepops/zstd" >/dev/null 2>"$work/err" &&
+  grep -q "no mirror served .* (tried http://127.0.0.1:1" "$work/err"; then
+  echo "PASS mirror without fallback"
+else
+  echo "FAIL mirror without fallback: $(cat "$work/err")"
+  failures=$((failures + 1))
+fi
+
 # Offline: an OCI layout folder gives the same image (same digest, same file)
 # as the registry; a missing tag names the tags there are.
 layout=${DEEPOPS_IMAGE_CACHE:-/var/cache/deepops-lab/images}/layered

@@ -1,10 +1,12 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "deepops/manifest.hpp"
+#include "deepops/mirrors.hpp"
 #include "deepops/registry_client.hpp"
 
 namespace deepops {
@@ -24,9 +26,13 @@ class ImageOrigin {
 };
 
 // A registry, through RegistryClient (one connection per call, so the calls
-// of different threads do not share one).
-std::unique_ptr<ImageOrigin> registry_origin(const RegistryImage& image,
-                                             const RegistryOptions& options);
+// of different threads do not share one). With mirrors configured for its
+// registry, they are tried first, in order, then the registry itself unless
+// the rule forbids it; the endpoint that resolves the image serves its blobs
+// and is what served_by() names. `warn` hears why a mirror was passed over.
+std::unique_ptr<ImageOrigin> registry_origin(
+    const RegistryImage& image, const RegistryOptions& options, const MirrorConfig& mirrors = {},
+    std::function<void(const std::string&)> warn = nullptr);
 
 // An OCI image layout folder (as `skopeo copy ... oci:DIR:TAG` writes), with
 // the image chosen by its org.opencontainers.image.ref.name annotation, or

@@ -37,6 +37,8 @@ struct ImportOptions {
   // Admin-populated read-only caches, consulted before `cache`.
   std::vector<std::filesystem::path> system_caches;
   std::function<void(const ImportProgress&)> progress;  // called from several threads, serialised
+  MirrorConfig mirrors;                                 // registry mirrors, tried before registries
+  std::function<void(const std::string&)> warn;         // non-fatal notes (a mirror passed over)
 };
 
 struct ImportResult {

@@ -11,6 +11,7 @@
 #include "deepops/http.hpp"
 #include "deepops/image_ref.hpp"
 #include "deepops/manifest.hpp"
+#include "deepops/mirrors.hpp"
 
 namespace deepops {
 
@@ -21,6 +22,8 @@ struct RegistryOptions {
   std::vector<std::string> allow_http;
   CredentialFiles credentials = CredentialFiles::from_environment();
   int attempts = 5;  // per request, for 5xx, 429 and dropped connections
+  // Reach the image through this endpoint (a mirror) instead of its registry.
+  std::optional<Endpoint> endpoint;
   std::chrono::milliseconds first_backoff{250};
 };
 
@@ -54,7 +57,8 @@ class RegistryClient {
   std::unique_ptr<HttpClient> connect() const {
     return std::make_unique<HttpClient>(options_.http);
   }
-  std::string base_url() const;  // scheme://registry/v2/repository
+  std::string base_url() const;  // scheme://host/v2/[prefix/]repository
+  const Endpoint& endpoint() const { return endpoint_; }
 
   ResolvedImage resolve(HttpClient& http, const Platform& platform);
   // A small blob (the image config), verified, in memory.
@@ -81,6 +85,7 @@ class RegistryClient {
 
   RegistryImage image_;
   RegistryOptions options_;
+  Endpoint endpoint_;
   std::mutex auth_mutex_;
   std::string auth_header_;  // "Authorization: Bearer ..." or "... Basic ..."
   std::optional<Credential> credential_;
