@@ -63,6 +63,8 @@ IMAGE is any of:
   docker://ubuntu@sha256:<64 hex>        an optional docker:// prefix; pinned by digest
   oci:/srv/images/pytorch:24.05          an OCI image layout folder, for air-gapped sites
                                          (skopeo copy docker://IMAGE oci:DIR:TAG makes one)
+  oci-archive:/srv/pytorch.tar[:TAG]     a tar of such a layout
+  docker-archive:/srv/pytorch.tar        a `docker save` archive
 
 Credentials: ~/.config/enroot/.credentials (netrc lines: machine HOST login USER
 password PASS, where PASS may be $(command)), then ~/.docker/config.json.
@@ -97,7 +99,7 @@ int run_import(const ImportArgs& a, const std::string& cache) {
     std::fprintf(stderr, "deepops-ctr: warning: %s\n", note.c_str());
   };
   o.progress = [&](const ImportProgress& p) { progress(p); };
-  auto offline = offline_origin(a.image);
+  auto offline = offline_origin(a.image, std::filesystem::path(cache) / "tmp");
   ImportResult r =
       offline ? import_image(*offline, o) : import_image(parse_registry_image(a.image), o);
   progress.finish();

@@ -103,6 +103,18 @@ if [[ $from_registry == "$from_layout" ]]; then echo "PASS oci: layout"; else
   echo "FAIL oci: layout gave $from_layout, registry $from_registry"
   failures=$((failures + 1))
 fi
+# Archives: a tar of the layout gives the same image; a docker-archive (a new
+# manifest, so a new digest) gives a squashfs of identical bytes.
+skopeo copy -q "oci:$layout:latest" "oci-archive:$work/layered-oci.tar:v1"
+skopeo copy -q "oci:$layout:latest" "docker-archive:$work/layered-docker.tar:deepops/layered:v1"
+from_oci_archive=$("$CTR" import -q "oci-archive:$work/layered-oci.tar:v1")
+from_docker_archive=$("$CTR" import -q "docker-archive:$work/layered-docker.tar")
+if [[ $from_oci_archive == "$from_registry" ]] && cmp -s "$from_docker_archive" "$from_registry"; then
+  echo "PASS oci-archive and docker-archive"
+else
+  echo "FAIL archives: $from_oci_archive / $from_docker_archive vs $from_registry"
+  failures=$((failures + 1))
+fi
 if ! "$CTR" import -q "oci:$layout:nope" 2>"$work/err" && grep -q "it has: latest" "$work/err"; then
   echo "PASS oci: missing tag"
 else
@@ -110,10 +122,11 @@ else
   failures=$((failures + 1))
 fi
 
-# Listing shows every imported image once, each with its file present: 7
-# digests, since layered over TLS is the same manifest as over plain HTTP.
+# Listing shows every imported image once, each with its file present: 8
+# digests, since layered over TLS, from a layout or from an oci-archive is
+# the same manifest as over plain HTTP (the docker-archive makes the 8th).
 count=$("$CTR" list --json | python3 -c 'import json,sys,os; l=json.load(sys.stdin); print(sum(os.path.exists(i["path"]) for i in l))')
-if [[ $count -eq 7 ]]; then echo "PASS list ($count images)"; else
+if [[ $count -eq 8 ]]; then echo "PASS list ($count images)"; else
   echo "FAIL list: $count images"
   failures=$((failures + 1))
 fi
