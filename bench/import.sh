@@ -5,7 +5,7 @@
 #   download   all blobs over loopback, 4 at a time, to disk (curl)
 #   sha256     of the compressed blobs (openssl)
 #   gunzip     every layer, sequentially and 2 at a time (pigz -d, one thread each)
-#   squashfs   the merged tree on disk into a squashfs (mksquashfs, zstd level 3,
+#   squashfs   the merged tree on disk into a squashfs (mksquashfs, zstd level 1,
 #              our default), i.e. compression with nothing else around it
 #   old way    Enroot's pipeline: extract every layer to disk (umoci unpack),
 #              then mksquashfs (-comp lzo -noD, Enroot's default), plus the
@@ -67,7 +67,7 @@ uncompressed=$(for b in "$work"/blobs/*; do pigz -d -c "$b" | wc -c; done | past
 
 skopeo copy -q --src-tls-verify=false "docker://$REG/deepops/$IMAGE:latest" "oci:$work/oci:x"
 timed extract umoci unpack --image "$work/oci:x" "$work/bundle" >/dev/null
-timed squashfs mksquashfs "$work/bundle/rootfs" "$work/zstd.sqsh" -comp zstd -Xcompression-level 3 -processors "$(nproc)" -quiet -no-progress
+timed squashfs mksquashfs "$work/bundle/rootfs" "$work/zstd.sqsh" -comp zstd -Xcompression-level 1 -processors "$(nproc)" -quiet -no-progress
 timed mksquashfs_lzo mksquashfs "$work/bundle/rootfs" "$work/lzo.sqsh" -comp lzo -noD -processors "$(nproc)" -quiet -no-progress
 timed create unsquashfs -q -d "$work/created" "$work/lzo.sqsh" >/dev/null
 rm -rf "$work/bundle" "$work/created" "$work/oci" "$work/blobs" "$work"/*.sqsh
@@ -104,7 +104,7 @@ row "piece: download blobs (4 parallel)" "${T[download]}"
 row "piece: sha256 of blobs (openssl)" "${T[sha256]}"
 row "piece: gunzip layers, one after another" "${T[gunzip_seq]}"
 row "piece: gunzip layers, 2 at a time" "${T[gunzip_par2]}"
-row "piece: mksquashfs of merged tree (zstd -3)" "${T[squashfs]}"
+row "piece: mksquashfs of merged tree (zstd -1)" "${T[squashfs]}"
 row "old way: extract all layers (umoci unpack)" "${T[extract]}"
 row "old way: mksquashfs -comp lzo -noD" "${T[mksquashfs_lzo]}"
 row "old way: import total (extract + squash)" "$old_way"

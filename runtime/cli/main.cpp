@@ -249,7 +249,8 @@ int main(int argc, char** argv) {
   imp->add_option("--compression", ia.compression,
                   "squashfs compression: zstd, lz4, gzip, xz or none")
       ->capture_default_str();
-  imp->add_option("--level", ia.level, "compression level (0: the compressor's default)")
+  imp->add_option("--level", ia.level,
+                  "compression level (0: the measured default, zstd 1; see bench/README.md)")
       ->capture_default_str();
   imp->add_option("-j,--jobs", ia.jobs, "parallel layer downloads")
       ->capture_default_str()

@@ -275,9 +275,12 @@ sqfs_compressor_config_t compressor_config(const SquashfsOptions& o, bool uncomp
   sqfs_compressor_config_init(&cfg, compressor_id(o.compression), o.block_size, flags);
   bool has_levels = o.compression != SquashfsCompression::lz4;
   if (has_levels && o.level > 0) cfg.level = static_cast<sqfs_u32>(o.level);
-  // libsquashfs's zstd default (15) costs several times the CPU of level 3
-  // for a few percent of size: too slow for an import that a job waits on.
-  if (o.compression == SquashfsCompression::zstd && o.level == 0) cfg.level = 3;
+  // Defaults chosen by measurement (bench/compression.sh, bench/README.md):
+  // libsquashfs's zstd default (15) costs several times the CPU of level 1,
+  // which imported the 3.2 GB image 11% faster than level 3 for 4% more size;
+  // its gzip default (9) took 195 s where zlib's usual 6 is far cheaper.
+  if (o.compression == SquashfsCompression::zstd && o.level == 0) cfg.level = 1;
+  if (o.compression == SquashfsCompression::gzip && o.level == 0) cfg.level = 6;
   return cfg;
 }
 

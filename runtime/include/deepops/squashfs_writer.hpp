@@ -14,7 +14,7 @@ enum class SquashfsCompression { zstd, lz4, gzip, xz, none };
 
 struct SquashfsOptions {
   SquashfsCompression compression = SquashfsCompression::zstd;
-  // 0 = the compressor's default, except zstd, where 0 means the fast level 3
+  // 0 = the measured default: zstd 1, gzip 6, xz the library's
   // (libsquashfs defaults to 15, too slow for an import on the job's path).
   // lz4 has no levels: any nonzero level selects LZ4 HC. none ignores it.
   int level = 0;
