@@ -44,6 +44,7 @@ struct ImportArgs {
   std::vector<std::string> system_caches = split(env("DEEPOPS_SYSTEM_CACHE"), ':');
   std::vector<std::string> mirrors;
   std::string mirrors_config = MirrorConfig::default_path().string();
+  std::string owners = "root";
   bool quiet = false;
 };
 
@@ -71,8 +72,8 @@ password PASS, where PASS may be $(command)), then ~/.docker/config.json.
 For nvcr.io, the login is $oauthtoken and the password your NGC API key.
 
 The image is sanitised while merging: entries that would leave the root are an
-error, device nodes are dropped, setuid/setgid bits cleared, and only user.*
-xattrs kept.
+error, device nodes are dropped, setuid/setgid bits cleared, only user.* xattrs
+kept, and every file owned by root (see --owners).
 
 Mirrors: a registry's mirrors (--mirror, or the mirrors file) are tried first,
 in order; the registry itself comes last unless the rule says "fallback": false.
@@ -92,6 +93,7 @@ int run_import(const ImportArgs& a, const std::string& cache) {
   o.squashfs.compression = parse_compression(a.compression);
   o.squashfs.level = a.level;
   o.parallel_downloads = a.jobs;
+  o.owners = a.owners == "keep" ? OwnerMapping::keep : OwnerMapping::root;
   o.mirrors = MirrorConfig::load(a.mirrors_config);
   for (const auto& m : a.mirrors) o.mirrors.add(m);
   o.warn = [&](const std::string& note) {
@@ -233,6 +235,7 @@ int main(int argc, char** argv) {
       "Images from OCI/Docker registries become one squashfs file each, kept in a cache.",
       "deepops-ctr");
   app.require_subcommand(1);
+  app.fallthrough();  // --cache may come before or after the command
   app.set_version_flag("--version", "deepops-ctr 0.1.0");
   std::string cache = cache_flag_default();
   app.add_option("--cache", cache, "image cache folder (env DEEPOPS_CACHE_PATH)")
@@ -270,6 +273,12 @@ int main(int argc, char** argv) {
   imp->add_option(
          "--mirrors-config", ia.mirrors_config,
          "registry mirrors file (env DEEPOPS_MIRRORS_CONFIG; see conf/mirrors.json.example)")
+      ->capture_default_str();
+  imp->add_option(
+         "--owners", ia.owners,
+         "root: every file owned by 0:0, which an unprivileged container shows as its user "
+         "(as Enroot does); keep: the image's owners, for user namespaces with subuid ranges")
+      ->check(CLI::IsMember({"root", "keep"}))
       ->capture_default_str();
   imp->add_flag("-q,--quiet", ia.quiet, "no progress output");
 

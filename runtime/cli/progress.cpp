@@ -21,6 +21,29 @@ std::string human_bytes(int64_t bytes) {
 
 ProgressPrinter::ProgressPrinter(bool quiet) : quiet_(quiet), tty_(::isatty(STDERR_FILENO) == 1) {}
 
+// "  L7 45%  L6 12%": the layers downloading now, numbered as in the manifest.
+std::string ProgressPrinter::in_flight(const ImportProgress& p) {
+  std::string out;
+  int shown = 0;
+  for (size_t i = p.layer_sizes.size(); i-- > 0 && shown < 4;) {
+    int64_t got = i < p.layer_bytes.size() ? p.layer_bytes[i] : 0;
+    if (got == 0 || got >= p.layer_sizes[i]) continue;
+    out += "  L" + std::to_string(i + 1) + " " + std::to_string(got * 100 / p.layer_sizes[i]) + "%";
+    ++shown;
+  }
+  return out;
+}
+
+void ProgressPrinter::report_finished_layers(const ImportProgress& p) {
+  finished_.resize(p.layer_sizes.size(), false);
+  for (size_t i = 0; i < p.layer_sizes.size(); ++i) {
+    if (finished_[i] || p.layer_bytes[i] < p.layer_sizes[i]) continue;
+    finished_[i] = true;
+    std::fprintf(stderr, "layer %zu/%zu downloaded (%s)\n", i + 1, p.layer_sizes.size(),
+                 human_bytes(p.layer_sizes[i]).c_str());
+  }
+}
+
 void ProgressPrinter::draw_bar(const ImportProgress& p, double rate) {
   constexpr int kWidth = 24;
   double frac = p.bytes_total > 0
@@ -30,15 +53,16 @@ void ProgressPrinter::draw_bar(const ImportProgress& p, double rate) {
   std::string bar(static_cast<size_t>(filled), '#');
   bar.resize(kWidth, '.');
   std::string eta = "--";
-  if (rate > 0 && p.bytes_total > p.bytes_downloaded) {
+  // An ETA from the first few bytes would be noise: wait for 1%.
+  if (rate > 0 && p.bytes_total > p.bytes_downloaded && p.bytes_downloaded * 100 >= p.bytes_total) {
     eta = std::to_string(static_cast<int>(
               std::ceil(static_cast<double>(p.bytes_total - p.bytes_downloaded) / rate))) +
           "s";
   }
-  std::fprintf(stderr, "\r\033[K[%s] %s / %s  %s/s  ETA %s  layers: %d/%d fetched, %d merged",
-               bar.c_str(), human_bytes(p.bytes_downloaded).c_str(),
-               human_bytes(p.bytes_total).c_str(), human_bytes(static_cast<int64_t>(rate)).c_str(),
-               eta.c_str(), p.layers_downloaded, p.layers, p.layers_merged);
+  std::fprintf(stderr, "\r\033[K[%s] %s / %s  %s/s  ETA %s  merged %d/%d%s", bar.c_str(),
+               human_bytes(p.bytes_downloaded).c_str(), human_bytes(p.bytes_total).c_str(),
+               human_bytes(static_cast<int64_t>(rate)).c_str(), eta.c_str(), p.layers_merged,
+               p.layers, in_flight(p).c_str());
   drawn_ = true;
 }
 
@@ -62,6 +86,7 @@ void ProgressPrinter::operator()(const ImportProgress& p) {
     }
     return;
   }
+  if (p.phase == Phase::downloading || p.phase == Phase::merging) report_finished_layers(p);
   if (phase_changed || now - last_print_ > std::chrono::seconds(5)) {
     switch (p.phase) {
       case Phase::resolving:

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "deepops/importer.hpp"
 
@@ -20,6 +21,9 @@ class ProgressPrinter {
 
  private:
   void draw_bar(const ImportProgress& p, double rate);
+  static std::string in_flight(const ImportProgress& p);
+  void report_finished_layers(const ImportProgress& p);
+  std::vector<bool> finished_;
   bool quiet_;
   bool tty_;
   bool drawn_ = false;

@@ -61,7 +61,7 @@ std::string short_digest(const std::string& d) { return d.substr(0, 7 + 12); }
 class LayerDownloads {
  public:
   LayerDownloads(ImageOrigin& source, const std::vector<Descriptor>& layers, const fs::path& dir,
-                 unsigned threads, const std::function<void(int64_t)>& on_bytes)
+                 unsigned threads, const std::function<void(size_t, int64_t)>& on_bytes)
       : source_(source), layers_(layers), state_(layers.size(), State::pending) {
     for (size_t i = 0; i < layers.size(); ++i)
       paths_.push_back(dir / ("layer-" + std::to_string(i)));
@@ -89,7 +89,7 @@ class LayerDownloads {
 
  private:
   enum class State { pending, done };
-  void run(const std::function<void(int64_t)>& on_bytes) {
+  void run(const std::function<void(size_t, int64_t)>& on_bytes) {
     while (true) {
       size_t i;
       {
@@ -101,16 +101,18 @@ class LayerDownloads {
       try {
         struct CountingSpool : SpoolFile {
           using SpoolFile::SpoolFile;
-          const std::function<void(int64_t)>* report = nullptr;
+          const std::function<void(size_t, int64_t)>* report = nullptr;
+          size_t layer = 0;
           const std::atomic<bool>* stop = nullptr;
           void write(const char* d, size_t n) override {
             // The import failed elsewhere: abort this transfer, don't finish it.
             if (*stop) throw Error(Errc::internal, "import abandoned");
             SpoolFile::write(d, n);
-            (*report)(static_cast<int64_t>(n));
+            (*report)(layer, static_cast<int64_t>(n));
           }
         } spool(paths_[i]);
         spool.report = &on_bytes;
+        spool.layer = i;
         spool.stop = &stop_;
         source_.fetch_blob(layers_[i], spool);
         std::lock_guard lock(mutex_);
@@ -176,7 +178,9 @@ ImportResult import_image(const RegistryImage& image, const ImportOptions& o) {
 
 ImportResult import_image(ImageOrigin& source, const ImportOptions& o) {
   using Phase = ImportProgress::Phase;
-  Reporter report(o, ImportProgress{Phase::resolving, source.reference(), 0, 0, 0, 0, 0});
+  ImportProgress start;
+  start.image = source.reference();
+  Reporter report(o, std::move(start));
   ResolvedImage resolved = source.resolve(o.platform);
   const std::string& digest = resolved.manifest_digest;
 
@@ -203,16 +207,22 @@ ImportResult import_image(ImageOrigin& source, const ImportOptions& o) {
     p.phase = Phase::downloading;
     p.layers = static_cast<int>(layers.size());
     p.bytes_total = total;
+    p.layer_bytes.assign(layers.size(), 0);
+    for (const auto& l : layers) p.layer_sizes.push_back(l.size);
   });
 
   ScratchGuard scratch{cache.make_scratch(digest)};
   fs::path output = scratch.dir / "image.sqsh";
   SquashfsWriter writer(output, o.squashfs);
-  LayerMerger merger(writer);
+  LayerMerger merger(writer, o.owners);
   {
-    LayerDownloads downloads(source, layers, scratch.dir, o.parallel_downloads, [&](int64_t n) {
-      report.update([n](ImportProgress& p) { p.bytes_downloaded += n; });
-    });
+    LayerDownloads downloads(source, layers, scratch.dir, o.parallel_downloads,
+                             [&](size_t i, int64_t n) {
+                               report.update([i, n](ImportProgress& p) {
+                                 p.bytes_downloaded += n;
+                                 p.layer_bytes[i] += n;
+                               });
+                             });
     for (size_t i = layers.size(); i-- > 0;) {
       const fs::path& path = downloads.wait(i);
       std::string name = "layer " + std::to_string(i + 1) + "/" + std::to_string(layers.size()) +

@@ -77,7 +77,8 @@ std::string join_path(const std::vector<std::string>& parts) {
   return out.empty() ? "/" : out;
 }
 
-LayerMerger::LayerMerger(SquashfsWriter& writer) : writer_(writer) {
+LayerMerger::LayerMerger(SquashfsWriter& writer, OwnerMapping owners)
+    : writer_(writer), owners_(owners) {
   root_.type = NodeType::directory;
   root_.mode = 0755;
   provenance_[&root_] = {0, true};
@@ -124,8 +125,10 @@ void LayerMerger::recover_lost_links(const Opener& open) {
     if (it == lost_links_.end() || e.type != NodeType::regular || !e.hardlink.empty()) return true;
     Node source;
     source.mode = archive_entry_perm(e.raw) & 01777;
-    source.uid = static_cast<uint32_t>(archive_entry_uid(e.raw));
-    source.gid = static_cast<uint32_t>(archive_entry_gid(e.raw));
+    if (owners_ == OwnerMapping::keep) {
+      source.uid = static_cast<uint32_t>(archive_entry_uid(e.raw));
+      source.gid = static_cast<uint32_t>(archive_entry_gid(e.raw));
+    }
     source.mtime = archive_entry_mtime(e.raw);
     source.type = NodeType::regular;
     source.content = write_data(tar.get(), e);
@@ -272,8 +275,10 @@ void LayerMerger::merge_entry(archive* tar, Entry& e) {
   mode_t mode = archive_entry_perm(e.raw);
   if (mode & (S_ISUID | S_ISGID)) ++stats_.setid_stripped;
   node->mode = mode & 01777;
-  node->uid = static_cast<uint32_t>(archive_entry_uid(e.raw));
-  node->gid = static_cast<uint32_t>(archive_entry_gid(e.raw));
+  if (owners_ == OwnerMapping::keep) {
+    node->uid = static_cast<uint32_t>(archive_entry_uid(e.raw));
+    node->gid = static_cast<uint32_t>(archive_entry_gid(e.raw));
+  }
   node->mtime = archive_entry_mtime(e.raw);
   archive_entry_xattr_reset(e.raw);
   const char* name = nullptr;

@@ -34,7 +34,7 @@ check() { # NAME [--arch ARCH]
   "${copy[@]}" "docker://$DEEPOPS_LAB_REGISTRY/deepops/$name" "oci:$ref.oci:x"
   umoci unpack --image "$ref.oci:x" "$ref" >/dev/null
   unsquashfs -q -d "$cand" "$sqsh" >/dev/null
-  if python3 "$SRC/tests/support/treecmp.py" "$ref/rootfs" "$cand"; then
+  if python3 "$SRC/tests/support/treecmp.py" --owners=root "$ref/rootfs" "$cand"; then
     echo "PASS $name${arch:+ ($arch)}"
   else
     echo "FAIL $name${arch:+ ($arch)}"
@@ -44,6 +44,20 @@ check() { # NAME [--arch ARCH]
 }
 
 for image in tiny tiny-docker layered zstd debian-openmpi; do check "$image"; done
+# --owners keep: the image's own owners, compared as they are.
+kept=$("$CTR" import -q --owners keep --cache "$work/keep-cache" --allow-http "$DEEPOPS_LAB_REGISTRY" \
+  "$DEEPOPS_LAB_REGISTRY/deepops/debian-openmpi")
+skopeo copy -q --src-tls-verify=false "docker://$DEEPOPS_LAB_REGISTRY/deepops/debian-openmpi" "oci:$work/keep.oci:x"
+umoci unpack --image "$work/keep.oci:x" "$work/keep-ref" >/dev/null
+unsquashfs -q -d "$work/keep-cand" "$kept" >/dev/null
+if python3 "$SRC/tests/support/treecmp.py" "$work/keep-ref/rootfs" "$work/keep-cand" &&
+  [[ $(find "$work/keep-cand" \( ! -uid 0 -o ! -gid 0 \) | wc -l) -gt 0 ]]; then
+  echo "PASS --owners keep"
+else
+  echo "FAIL --owners keep"
+  failures=$((failures + 1))
+fi
+rm -rf "$work/keep.oci" "$work/keep-ref" "$work/keep-cand" "$work/keep-cache"
 check multiarch --arch amd64
 check multiarch --arch linux/arm64/v8
 

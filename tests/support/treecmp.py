@@ -8,7 +8,10 @@ The reference side is normalised the way deepops-ctr sanitises images, so an
 unpack by another tool (umoci) can serve as the oracle: device nodes are
 dropped, setuid/setgid bits cleared, xattrs outside user.* ignored.
 
-Usage: treecmp.py REFERENCE_DIR CANDIDATE_DIR
+With --owners=root, the reference's owners count as 0:0, as deepops-ctr
+imports by default.
+
+Usage: treecmp.py [--owners=root] REFERENCE_DIR CANDIDATE_DIR
 """
 import hashlib
 import os
@@ -41,7 +44,7 @@ def user_xattrs(path):
     return {n: os.getxattr(path, n, follow_symlinks=False) for n in names if n.startswith("user.")}
 
 
-def scan(root, sanitise):
+def scan(root, sanitise, owners_root=False):
     entries, inodes = {}, {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
@@ -52,7 +55,8 @@ def scan(root, sanitise):
             if sanitise and k in ("chardev", "blockdev"):
                 continue
             perm = stat.S_IMODE(st.st_mode) & ~(stat.S_ISUID | stat.S_ISGID)
-            e = {"type": k, "mode": oct(perm), "owner": f"{st.st_uid}:{st.st_gid}", "xattrs": user_xattrs(full)}
+            owner = "0:0" if owners_root else f"{st.st_uid}:{st.st_gid}"
+            e = {"type": k, "mode": oct(perm), "owner": owner, "xattrs": user_xattrs(full)}
             if k == "file":
                 e["size"] = st.st_size
                 e["sha256"] = sha256(full)
@@ -67,10 +71,13 @@ def scan(root, sanitise):
 
 
 def main():
-    if len(sys.argv) != 3:
+    args = sys.argv[1:]
+    owners_root = "--owners=root" in args
+    args = [a for a in args if a != "--owners=root"]
+    if len(args) != 2:
         sys.exit(__doc__)
-    ref, ref_links = scan(sys.argv[1], sanitise=True)
-    got, got_links = scan(sys.argv[2], sanitise=False)
+    ref, ref_links = scan(args[0], sanitise=True, owners_root=owners_root)
+    got, got_links = scan(args[1], sanitise=False)
     problems = []
     for path in sorted(set(ref) - set(got)):
         problems.append(f"missing: {path} ({ref[path]['type']})")

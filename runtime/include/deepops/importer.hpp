@@ -26,12 +26,15 @@ struct ImportProgress {
   int layers_merged = 0;
   int64_t bytes_total = 0;  // compressed, all layers
   int64_t bytes_downloaded = 0;
+  std::vector<int64_t> layer_sizes;  // per layer, in manifest order (bottom first)
+  std::vector<int64_t> layer_bytes;  // downloaded so far, per layer
 };
 
 struct ImportOptions {
   RegistryOptions registry;
   Platform platform = host_platform();
   SquashfsOptions squashfs;
+  OwnerMapping owners = OwnerMapping::root;
   unsigned parallel_downloads = 4;
   std::filesystem::path cache = ImageCache::default_root();
   // Admin-populated read-only caches, consulted before `cache`.

@@ -38,10 +38,16 @@ struct MergeStats {
 // Sanitising, so that an image cannot reach outside itself or carry
 // privilege: entries whose path leaves the root ("..") are an error; device
 // nodes are dropped; setuid/setgid bits are cleared; only user.* xattrs are
-// kept. Owners are kept as the image has them; the runtime maps them.
+// kept. Owners become root (0:0) unless asked to keep the image's, see
+// OwnerMapping.
+enum class OwnerMapping {
+  root,  // every entry 0:0: in an unprivileged container, root is the user
+  keep,  // as in the image, for sites whose user namespaces map subuid ranges
+};
+
 class LayerMerger {
  public:
-  explicit LayerMerger(SquashfsWriter& writer);
+  explicit LayerMerger(SquashfsWriter& writer, OwnerMapping owners = OwnerMapping::root);
 
   using Archive = std::shared_ptr<struct archive>;
   using Opener = std::function<Archive()>;
@@ -79,6 +85,7 @@ class LayerMerger {
   void apply_pending();
 
   SquashfsWriter& writer_;
+  OwnerMapping owners_;
   Node root_;
   MergeStats stats_;
   int layer_ = -1;
