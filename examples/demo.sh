@@ -56,8 +56,8 @@ cat <<'STATUS'
 What exists today, and what does not yet:
   done     test lab: real Slurm (loopback or netns nodes), registries (HTTP; TLS + auth)
   done     test images: tiny, layered, zstd, multi-arch, Debian+OpenMPI, a 3 GB benchmark image
-  done     deepops-ctr import/list/remove: registry image -> one verified squashfs in a cache
-  not yet  deepops-ctr import: mirrors, oci:/archive sources, gc      (issue 3)
+  done     deepops-ctr import/list/remove/gc: registry (mirrors, TLS, auth), OCI layout or
+           archive, or docker-archive -> one verified squashfs in a cache; 3.2 GB in ~9 s
   not yet  deepops-ctr start: unprivileged container from squashfs (issue 4)
   not yet  spank_deepops.so: srun/sbatch --container-image         (issue 5)
   not yet  deepops-bench allreduce                                 (issue 6)
