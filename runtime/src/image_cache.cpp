@@ -262,11 +262,16 @@ ImageCache::GcResult ImageCache::gc(std::optional<int64_t> max_bytes) {
   }
   // Images, least recently used first.
   auto images = list();
-  auto used = [&](const CachedImage& c) {
-    return fs::last_write_time(image_path(c.manifest_digest, ".json"), ec);
-  };
-  std::sort(images.begin(), images.end(),
-            [&](const auto& a, const auto& b) { return used(a) < used(b); });
+  // Each sidecar's mtime once, not once per comparison.
+  std::vector<std::pair<fs::file_time_type, CachedImage>> by_use;
+  for (auto& c : images) {
+    by_use.emplace_back(fs::last_write_time(image_path(c.manifest_digest, ".json"), ec),
+                        std::move(c));
+  }
+  std::sort(by_use.begin(), by_use.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  images.clear();
+  for (auto& [when, c] : by_use) images.push_back(std::move(c));
   int64_t total = 0;
   for (const auto& c : images) total += c.size;
   for (const auto& c : images) {

@@ -20,14 +20,8 @@ cleanup() {
 trap cleanup EXIT
 
 cd "$work"
-umoci init --layout oci
-umoci new --image oci:$NAME
-umoci unpack --image oci:$NAME bundle >/dev/null
-
-log "debootstrap bookworm (minbase) from $(debian_mirror)"
-debootstrap --variant=minbase bookworm "$rootfs" "$(debian_mirror)" >debootstrap.log 2>&1 ||
-  { tail -n 20 debootstrap.log >&2; die "debootstrap failed"; }
-rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+debootstrap_bundle "$NAME"
+rm -rf "$rootfs"/var/lib/apt/lists/*
 umoci repack --refresh-bundle --image oci:$NAME bundle
 
 log "installing OpenMPI into the image"

@@ -41,14 +41,7 @@ apt_in_image() {
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb
 }
 
-umoci init --layout oci
-umoci new --image oci:$NAME
-umoci unpack --image oci:$NAME bundle >/dev/null
-
-log "debootstrap bookworm (minbase) from $(debian_mirror)"
-debootstrap --variant=minbase bookworm "$rootfs" "$(debian_mirror)" >debootstrap.log 2>&1 ||
-  { tail -n 20 debootstrap.log >&2; die "debootstrap failed"; }
-rm -rf "$rootfs"/var/cache/apt/archives/*.deb
+debootstrap_bundle "$NAME"
 layer "1/7 Debian minbase"
 
 cp /etc/resolv.conf "$rootfs/etc/resolv.conf"

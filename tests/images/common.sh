@@ -55,3 +55,18 @@ begin_locked_build() {
   # shellcheck disable=SC2034 # the builder uses it
   work=$(mktemp -d "$DEEPOPS_IMAGE_CACHE/.$name.XXXXXX")
 }
+
+# debootstrap_bundle NAME: in $work (the current folder), an OCI layout with an
+# empty image NAME unpacked as ./bundle, whose rootfs then gets a Debian 12
+# minbase from the apt mirror, without the downloaded .debs. The caller commits
+# it as a layer with `umoci repack`.
+debootstrap_bundle() {
+  local name=$1 root=bundle/rootfs
+  umoci init --layout oci
+  umoci new --image "oci:$name"
+  umoci unpack --image "oci:$name" bundle >/dev/null
+  log "debootstrap bookworm (minbase) from $(debian_mirror)"
+  debootstrap --variant=minbase bookworm "$root" "$(debian_mirror)" >debootstrap.log 2>&1 ||
+    { tail -n 20 debootstrap.log >&2; die "debootstrap failed"; }
+  rm -rf "$root"/var/cache/apt/archives/*.deb
+}
