@@ -9,10 +9,12 @@
 #include <optional>
 #include <sstream>
 
+#include "deepops/container.hpp"
 #include "deepops/error.hpp"
 #include "deepops/image_cache.hpp"
 #include "deepops/importer.hpp"
 #include "progress.hpp"
+#include "start_command.hpp"
 
 namespace deepops::cli {
 namespace {
@@ -299,6 +301,9 @@ int main(int argc, char** argv) {
       "Never removes an image while an import of it is running. Use counts as the last import "
       "or cache hit of each image.");
 
+  StartArgs sa;
+  auto* start = add_start_command(app, sa);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -309,6 +314,11 @@ int main(int argc, char** argv) {
     if (*list) return run_list(cache, as_json);
     if (*rm) return run_remove(cache, remove_names);
     if (*gc) return run_gc(cache, max_size);
+    if (*start) return run_start(sa, start->remaining(), cache);
+  } catch (const CommandError& e) {
+    std::fprintf(stderr, "deepops-ctr: error: %s\n", e.what());
+    if (!e.hint().empty()) std::fprintf(stderr, "deepops-ctr: hint: %s\n", e.hint().c_str());
+    return e.exit_status();
   } catch (const Error& e) {
     std::fprintf(stderr, "\ndeepops-ctr: error: %s\n", e.what());
     if (!e.hint().empty()) std::fprintf(stderr, "deepops-ctr: hint: %s\n", e.hint().c_str());

@@ -1,5 +1,7 @@
 #include "deepops/error.hpp"
 
+#include <cerrno>
+#include <cstring>
 #include <utility>
 
 namespace deepops {
@@ -26,6 +28,33 @@ const char* to_string(Errc code) noexcept {
       return "internal error";
   }
   return "unknown error";
+}
+
+Errc errc_from_errno(int err) noexcept {
+  switch (err) {
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return Errc::permission_denied;
+    case ENOENT:
+    case ENOTDIR:
+      return Errc::not_found;
+    case ENOSPC:
+    case EDQUOT:
+      return Errc::no_space;
+    case EBUSY:
+      return Errc::busy;
+    case EINVAL:
+    case ELOOP:
+    case EXDEV:
+      return Errc::invalid_argument;
+    default:
+      return Errc::internal;
+  }
+}
+
+Error sys_error(const std::string& what, int err, std::string hint) {
+  return Error(errc_from_errno(err), what + ": " + std::strerror(err), std::move(hint));
 }
 
 Error::Error(Errc code, const std::string& message, std::string hint)

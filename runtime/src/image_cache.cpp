@@ -151,6 +151,32 @@ std::vector<CachedImage> ImageCache::list() const {
   return out;
 }
 
+std::vector<CachedImage> ImageCache::lookup(const std::string& name) const {
+  std::vector<CachedImage> hits;
+  std::string hex = name.starts_with("sha256:") ? name.substr(7) : name;
+  for (auto& img : list()) {
+    const auto& refs = img.references;
+    bool by_ref = std::find(refs.begin(), refs.end(), name) != refs.end();
+    bool by_digest = hex.size() >= 6 && img.manifest_digest.substr(7).starts_with(hex);
+    if (by_ref || by_digest) hits.push_back(std::move(img));
+  }
+  return hits;
+}
+
+std::optional<CachedImage> ImageCache::read_beside(const fs::path& squashfs) {
+  fs::path json = squashfs;
+  json.replace_extension(".json");
+  return read_sidecar(json, squashfs, true);
+}
+
+void ImageCache::write_beside(const fs::path& squashfs, CachedImage meta) {
+  fs::path json = squashfs;
+  json.replace_extension(".json");
+  std::error_code ec;
+  meta.size = static_cast<int64_t>(fs::file_size(squashfs, ec));
+  write_file_synced(json, to_json(meta).dump(2) + "\n");
+}
+
 bool ImageCache::remove(const std::string& digest) {
   std::error_code ec;
   bool existed = fs::remove(image_path(digest, ".json"), ec);

@@ -21,6 +21,9 @@ enum class Errc {
 
 const char* to_string(Errc code) noexcept;
 
+// The Errc that best describes an errno value (EACCES: permission_denied, ...).
+Errc errc_from_errno(int err) noexcept;
+
 // The one exception type the runtime throws. `what()` says what went wrong,
 // with the offending value; `hint()` says what the user can do about it.
 class Error : public std::runtime_error {
@@ -37,5 +40,8 @@ class Error : public std::runtime_error {
   Errc code_;
   std::string hint_;
 };
+
+// An Error for a failed system call: "<what>: <strerror(err)>".
+Error sys_error(const std::string& what, int err, std::string hint = {});
 
 }  // namespace deepops

@@ -36,6 +36,14 @@ class ImageCache {
   const std::filesystem::path& root() const { return root_; }
   std::optional<CachedImage> find(const std::string& manifest_digest) const;
   std::vector<CachedImage> list() const;  // newest first; damaged entries skipped
+  // Entries that `name` designates: a reference as `list` shows it, a digest,
+  // or a digest prefix of at least 6 hex digits.
+  std::vector<CachedImage> lookup(const std::string& name) const;
+
+  // The metadata file beside a standalone image (`import -o x.sqsh` writes
+  // x.json), so that `start x.sqsh` knows its ENV and CMD.
+  static std::optional<CachedImage> read_beside(const std::filesystem::path& squashfs);
+  static void write_beside(const std::filesystem::path& squashfs, CachedImage meta);
   // Removes an entry (sidecar first, so it stops existing at once).
   bool remove(const std::string& manifest_digest);
 

@@ -1,0 +1,161 @@
+#include "start_command.hpp"
+
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "deepops/container.hpp"
+#include "deepops/error.hpp"
+#include "deepops/image_cache.hpp"
+#include "deepops/image_ref.hpp"
+#include "deepops/settings.hpp"
+
+namespace deepops::cli {
+namespace {
+
+const char* kStartHelp = R"(Runs COMMAND (default: the image's ENTRYPOINT and CMD) in a container made from
+IMAGE, as you: no setuid helper, no root, nothing extracted. IMAGE is a name or
+digest from `deepops-ctr list`, or a path to a .sqsh file (./img.sqsh).
+
+The image is mounted with FUSE and covered by an overlay whose changes live in
+memory and vanish at exit; "/" is read-only unless --rw. Inside: your uid and
+gid (or 0 with --remap-root), the image's ENV/WORKDIR, your passwd entry, the
+host's /proc, /sys (read-only), /dev, /etc/hosts, resolv.conf, machine-id and
+localtime, and a private /tmp. Signals are passed to COMMAND and its exit status
+is returned (128+N if killed by signal N; 125 when the container cannot start,
+126/127 when COMMAND cannot run).
+
+Mounts (--mount, and the mounts.d/*.fstab files):
+  /data                           bind /data on /data
+  /scratch/$USER:/scratch:ro      bind SRC on DST read-only (flags joined by '+')
+  "tmpfs /work tmpfs size=1G"     a full fstab line; the target is inside the
+                                  container; x-create=dir|file|auto creates it
+Environment: the caller's, then the image's ENV, then environ.d/*.env files,
+then --env. Settings: /etc/deepops/deepops.conf, conf.d/*.conf, then DEEPOPS_*
+(or ENROOT_*) variables: MOUNT_HOME, REMAP_ROOT, ROOTFS_WRITABLE, RESTRICT_DEV,
+RUNTIME_PATH. See conf/README.md.
+
+Examples:
+  deepops-ctr start nvcr.io/nvidia/pytorch:24.05-py3 python -c 'import torch'
+  deepops-ctr start --rw --remap-root ubuntu:22.04 apt-get install -y vim
+  deepops-ctr start --mount-home -m /data:/data:ro -e OMP_NUM_THREADS=4 ./img.sqsh)";
+
+struct ResolvedImage {
+  std::filesystem::path squashfs;
+  ImageConfig config;
+  std::string name;
+};
+
+ResolvedImage resolve_image(const std::string& image, const std::string& cache) {
+  bool looks_like_path = image.starts_with("/") || image.starts_with("./") ||
+                         image.starts_with("../") || image.ends_with(".sqsh");
+  if (looks_like_path) {
+    if (access(image.c_str(), F_OK) != 0) {
+      throw sys_error("image file " + image, errno, "give the path of a .sqsh file");
+    }
+    auto meta = ImageCache::read_beside(image);
+    return {image, meta ? meta->config : ImageConfig{}, image};
+  }
+  std::vector<std::string> names = {image};
+  try {
+    names.push_back(parse_registry_image(image).canonical());
+  } catch (const Error&) {
+    // not a reference: a digest prefix, maybe
+  }
+  ImageCache c(cache);
+  for (const auto& name : names) {
+    auto hits = c.lookup(name);
+    if (hits.size() > 1) {
+      throw Error(Errc::invalid_argument, "'" + image + "' matches several images",
+                  "give more of the digest (deepops-ctr list)");
+    }
+    if (hits.size() == 1) {
+      c.touch(hits[0].manifest_digest);
+      return {hits[0].squashfs, hits[0].config, image};
+    }
+  }
+  throw Error(Errc::not_found, "image '" + image + "' is not in the cache " + cache,
+              "import it first: deepops-ctr import " + image);
+}
+
+void apply_env_arg(ContainerSpec& spec, const std::string& arg) {
+  size_t eq = arg.find('=');
+  std::string name = arg.substr(0, eq);
+  if (!is_valid_env_name(name)) {
+    throw Error(Errc::invalid_argument, "--env '" + arg + "': invalid variable name",
+                "write NAME=VALUE, or NAME to pass the host's value");
+  }
+  if (eq != std::string::npos) {
+    spec.env.emplace_back(name, arg.substr(eq + 1));
+  } else if (const char* v = std::getenv(name.c_str())) {
+    spec.env.emplace_back(name, v);
+  }
+}
+
+}  // namespace
+
+CLI::App* add_start_command(CLI::App& app, StartArgs& a) {
+  auto* cmd = app.add_subcommand("start", "run a command in a container of an image");
+  cmd->footer(kStartHelp);
+  // Everything after IMAGE belongs to COMMAND, so positionals must not fall
+  // through to the main parser.
+  cmd->prefix_command();
+  cmd->fallthrough(false);
+  cmd->add_option("-m,--mount", a.mounts, "add a mount (see below); repeatable");
+  cmd->add_option("-e,--env", a.env, "NAME=VALUE, or NAME to pass the host's; repeatable");
+  cmd->add_option("-w,--workdir", a.workdir, "working directory (default: the image's WORKDIR)");
+  cmd->add_flag("--rw,--writable", a.writable, "make / writable (changes vanish at exit)");
+  cmd->add_flag("--ro,--readonly", a.readonly, "keep / read-only, whatever the settings say");
+  cmd->add_flag("-r,--remap-root", a.remap_root, "be uid 0 inside (you, outside)");
+  cmd->add_flag("--no-remap-root", a.no_remap_root, "keep your uid inside");
+  cmd->add_flag("--mount-home", a.mount_home, "bind your home folder at the same path");
+  cmd->add_flag("--no-mount-home", a.no_mount_home, "do not bind your home folder");
+  cmd->add_flag("--restrict-dev", a.restrict_dev,
+                "a minimal /dev (null, zero, random, tty, pts, shm) instead of the host's");
+  cmd->add_option("--entrypoint", a.entrypoint,
+                  "run this instead of the image's ENTRYPOINT (\"\" for none)")
+      ->each([&a](const std::string&) { a.entrypoint_set = true; });
+  cmd->add_option("--unshare", a.unshare,
+                  "also give the container its own: net (loopback only), ipc, uts")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"net", "ipc", "uts"}));
+  return cmd;
+}
+
+int run_start(const StartArgs& a, const std::vector<std::string>& rest, const std::string& cache) {
+  std::vector<std::string> words = rest;
+  if (!words.empty() && words[0] == "--") words.erase(words.begin());
+  if (words.empty()) {
+    throw Error(Errc::invalid_argument, "start: no IMAGE given",
+                "deepops-ctr start IMAGE [COMMAND...]; see deepops-ctr start --help");
+  }
+  const EnvLookup env = process_env_lookup();
+  Settings settings = Settings::load(env);
+  ResolvedImage image = resolve_image(words[0], cache);
+
+  ContainerSpec spec;
+  spec.squashfs = image.squashfs;
+  spec.image = image.config;
+  spec.image_name = image.name;
+  spec.command.assign(words.begin() + 1, words.end());
+  if (spec.command.size() == 1 && spec.command[0] == "--") spec.command.clear();
+  if (a.entrypoint_set) spec.entrypoint = a.entrypoint;
+  spec.workdir = a.workdir;
+  spec.writable = (settings.rootfs_writable || a.writable) && !a.readonly;
+  spec.remap_root = (settings.remap_root || a.remap_root) && !a.no_remap_root;
+  spec.mount_home = (settings.mount_home || a.mount_home) && !a.no_mount_home;
+  spec.restrict_dev = settings.restrict_dev || a.restrict_dev;
+  for (const auto& u : a.unshare) {
+    spec.unshare_net |= u == "net";
+    spec.unshare_ipc |= u == "ipc";
+    spec.unshare_uts |= u == "uts";
+  }
+  spec.mounts = settings.load_mounts(env);
+  for (const auto& m : a.mounts) spec.mounts.push_back(parse_mount_argument(m, env));
+  spec.environ = settings.load_environ(env);
+  for (const auto& e : a.env) apply_env_arg(spec, e);
+  spec.runtime_dir = settings.runtime_path;
+  return run_container(spec);
+}
+
+}  // namespace deepops::cli

@@ -1,0 +1,69 @@
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "deepops/error.hpp"
+#include "deepops/manifest.hpp"
+#include "deepops/mount_spec.hpp"
+
+namespace deepops {
+
+// Everything needed to run one container: the image, how to run its command,
+// and what to mount. Front ends fill it; run_container() does the work.
+struct ContainerSpec {
+  std::filesystem::path squashfs;
+  ImageConfig image;  // ENV, WORKDIR, ENTRYPOINT and CMD
+  std::string image_name;  // for messages
+
+  std::vector<std::string> command;          // empty: the image's CMD
+  std::optional<std::string> entrypoint;     // set: replaces the image's ("" removes it)
+  std::vector<std::pair<std::string, std::string>> env;  // on top of everything else
+  std::string workdir;                       // empty: the image's, else "/"
+
+  bool writable = false;    // keep "/" writable (changes live in RAM, gone at exit)
+  bool remap_root = false;  // run as uid 0 inside (still the caller outside)
+  bool mount_home = false;
+  bool restrict_dev = false;  // a minimal /dev instead of the host's
+  bool unshare_net = false, unshare_ipc = false, unshare_uts = false;
+  std::vector<MountEntry> mounts;  // after the system mounts, in this order
+  std::vector<std::pair<std::string, std::string>> environ;  // from environ files
+
+  // Where the per-start scratch folder is made (it holds only mount points and
+  // is removed before the command runs).
+  std::filesystem::path runtime_dir;
+  // Named containers: the overlay's upper layer lives here across starts.
+  std::optional<std::filesystem::path> persistent_dir;
+};
+
+// The command could not be started inside a container that was set up:
+// shells' 127 (not found) or 126 (not runnable).
+class CommandError : public Error {
+ public:
+  CommandError(const Error& e, int exit_status) : Error(e), exit_status_(exit_status) {}
+  int exit_status() const { return exit_status_; }
+
+ private:
+  int exit_status_;
+};
+
+// Runs the container's command as the calling user and returns its exit
+// status (128+N when killed by signal N). Must be called from a
+// single-threaded process: it creates user and mount namespaces.
+int run_container(const ContainerSpec& spec);
+
+// $DEEPOPS_RUNTIME_PATH, else ${XDG_RUNTIME_DIR}/deepops, else /tmp/deepops-<uid>.
+std::filesystem::path default_runtime_dir();
+
+// The argv that runs: ENTRYPOINT + (command or CMD), Docker's rules.
+std::vector<std::string> container_argv(const ContainerSpec& spec);
+
+// The environment the command sees: the caller's, then the image's ENV, the
+// environ files and spec.env, in increasing precedence.
+std::map<std::string, std::string> container_environment(
+    const ContainerSpec& spec, const std::map<std::string, std::string>& host);
+
+}  // namespace deepops

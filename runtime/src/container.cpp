@@ -1,0 +1,438 @@
+// run_container: one process ("the keeper") makes a user and a mount
+// namespace, serves the squashfs over FUSE from a forked child, stacks an
+// overlay on it, mounts the system and user mounts, pivots into it and forks
+// the command. See runtime/README.md ("Start") for why each step is so.
+#include "deepops/container.hpp"
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "deepops/error.hpp"
+#include "deepops/passwd.hpp"
+#include "deepops/unique_fd.hpp"
+#include "rootfs_mounter.hpp"
+#include "squashfs_mount.hpp"
+
+extern char** environ;
+
+namespace deepops {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr auto kNone = MountEntry::Create::none;
+constexpr auto kFile = MountEntry::Create::file;
+constexpr auto kDir = MountEntry::Create::dir;
+
+void write_text(const fs::path& path, const std::string& text) {
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd || write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    throw sys_error("cannot write " + path.string(), errno);
+  }
+}
+
+// A private, empty folder that the keeper mounts a tmpfs on. The host only
+// ever sees an empty folder, which is removed before the command runs.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const fs::path& base) {
+    ensure_private_base(base);
+    std::string tmpl = (base / "start.XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) throw sys_error("cannot create a folder in " + base.string(), errno);
+    path_ = tmpl;
+    parent_.reset(open(base.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  ~ScratchDir() { remove(); }
+  const fs::path& path() const { return path_; }
+  // Works once the tmpfs is no longer mounted here (after pivot_root).
+  void remove() {
+    if (path_.empty() || !parent_) return;
+    if (unlinkat(parent_.get(), path_.filename().c_str(), AT_REMOVEDIR) == 0) path_.clear();
+  }
+
+ private:
+  // The base may sit in /tmp: it must be ours and closed to others.
+  static void ensure_private_base(const fs::path& base) {
+    if (mkdir(base.c_str(), 0700) != 0 && errno != EEXIST) {
+      throw sys_error("cannot create the runtime folder " + base.string(), errno,
+                      "set DEEPOPS_RUNTIME_PATH to a folder you own");
+    }
+    struct stat st{};
+    if (lstat(base.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
+        (st.st_mode & 077) != 0) {
+      throw Error(Errc::permission_denied,
+                  "the runtime folder " + base.string() + " is not a private folder of yours",
+                  "remove it, or set DEEPOPS_RUNTIME_PATH to a folder you own (mode 0700)");
+    }
+  }
+  fs::path path_;
+  UniqueFd parent_;
+};
+
+void write_proc_file(const char* path, const std::string& text) {
+  UniqueFd fd(open(path, O_WRONLY | O_CLOEXEC));
+  if (!fd || write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    throw sys_error(std::string("cannot write ") + path, errno,
+                    "`deepops-ctr check` tests user namespaces");
+  }
+}
+
+// Maps `inside` to whoever the caller is in its current namespace.
+void map_self(uid_t inside_uid, gid_t inside_gid, uid_t outside_uid, gid_t outside_gid,
+              bool deny_setgroups) {
+  if (deny_setgroups) write_proc_file("/proc/self/setgroups", "deny");
+  write_proc_file("/proc/self/uid_map",
+                  std::to_string(inside_uid) + " " + std::to_string(outside_uid) + " 1");
+  write_proc_file("/proc/self/gid_map",
+                  std::to_string(inside_gid) + " " + std::to_string(outside_gid) + " 1");
+}
+
+void enter_namespaces(const ContainerSpec& spec, const HostUser& user) {
+  int flags = CLONE_NEWUSER | CLONE_NEWNS;
+  if (spec.unshare_net) flags |= CLONE_NEWNET;
+  if (spec.unshare_ipc) flags |= CLONE_NEWIPC;
+  if (spec.unshare_uts) flags |= CLONE_NEWUTS;
+  if (unshare(flags) != 0) {
+    int err = errno;
+    throw sys_error("cannot create a user namespace", err,
+                    "run `deepops-ctr check`: user namespaces may be disabled or restricted");
+  }
+  // The keeper is root in this namespace and the caller outside it.
+  map_self(0, 0, user.uid, user.gid, true);
+  // Host mount events still reach us; ours never reach the host.
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
+    throw sys_error("cannot make the mount namespace private", errno);
+  }
+}
+
+void bring_up_loopback() {
+  UniqueFd sock(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  if (!sock || ioctl(sock.get(), SIOCGIFFLAGS, &ifr) != 0) return;
+  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+  if (ioctl(sock.get(), SIOCSIFFLAGS, &ifr) != 0) {
+    throw sys_error("cannot bring up the loopback interface of the new network namespace", errno);
+  }
+}
+
+void mount_overlay(const fs::path& lower, const fs::path& upper, const fs::path& work,
+                   const fs::path& target) {
+  std::string opts =
+      "lowerdir=" + lower.string() + ",upperdir=" + upper.string() + ",workdir=" + work.string() +
+      ",userxattr";  // trusted.* xattrs are out of reach in a user namespace
+  if (mount("overlay", target.c_str(), "overlay", MS_NOSUID, opts.c_str()) != 0) {
+    throw sys_error("cannot mount the overlay over the image", errno,
+                    "`deepops-ctr check` tests overlayfs in a user namespace (Linux >= 5.11)");
+  }
+}
+
+void mount_dev(RootfsMounter& m, const ContainerSpec& spec) {
+  if (!spec.restrict_dev) {
+    m.bind("/dev", "/dev", true, false, kDir);
+    return;
+  }
+  m.mount_fs("tmpfs", "tmpfs", "/dev", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k", kDir);
+  for (const char* node : {"null", "zero", "full", "random", "urandom", "tty"}) {
+    std::string path = std::string("/dev/") + node;
+    m.bind(path, path, false, false, kFile);
+  }
+  m.mount_fs("devpts", "devpts", "/dev/pts", MS_NOSUID | MS_NOEXEC,
+             "newinstance,ptmxmode=0666,mode=0620", kDir);
+  m.bind("/dev/shm", "/dev/shm", false, false, kDir);
+  UniqueFd dev = m.resolve("/dev", kNone, true);
+  for (auto [name, target] : {std::pair{"ptmx", "pts/ptmx"}, {"fd", "/proc/self/fd"},
+                              {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
+                              {"stderr", "/proc/self/fd/2"}}) {
+    symlinkat(target, dev.get(), name);
+  }
+}
+
+// Host files the container shares: a missing one on the host is skipped.
+void bind_host_file(RootfsMounter& m, const char* host, const char* target) {
+  if (access(host, F_OK) != 0) return;
+  m.bind(host, target, false, false, kFile);
+}
+
+// /etc/localtime is a symlink into zoneinfo in most images, and the image
+// may lack tzdata: replace the link with a file so the bind has a target.
+void bind_localtime(RootfsMounter& m) {
+  if (access("/etc/localtime", R_OK) != 0) return;
+  if (!m.exists("/etc/localtime")) {
+    UniqueFd etc = m.resolve("/etc", kDir, true);
+    unlinkat(etc.get(), "localtime", 0);
+  }
+  m.bind("/etc/localtime", "/etc/localtime", false, true, kFile);
+}
+
+void mount_system(RootfsMounter& m, const ContainerSpec& spec, const fs::path& scratch,
+                  const HostUser& user, uid_t uid, gid_t gid) {
+  m.bind("/proc", "/proc", true, false, kDir);
+  m.bind("/sys", "/sys", true, true, kDir);
+  mount_dev(m, spec);
+  m.mount_fs("tmpfs", "tmpfs", "/tmp", MS_NOSUID | MS_NODEV, "mode=1777", kDir);
+  bind_host_file(m, "/etc/hosts", "/etc/hosts");
+  bind_host_file(m, "/etc/resolv.conf", "/etc/resolv.conf");
+  bind_host_file(m, "/etc/machine-id", "/etc/machine-id");
+  bind_localtime(m);
+
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  write_text(scratch / "hostname", std::string(host) + "\n");
+  m.bind((scratch / "hostname").string(), "/etc/hostname", false, true, kFile);
+
+  std::string shell = user.shell;
+  if (shell.empty() || !m.exists(shell)) shell = "/bin/sh";
+  write_text(scratch / "passwd",
+             merge_passwd(m.read_file("/etc/passwd").value_or(""), user, uid, gid, shell));
+  write_text(scratch / "group", merge_group(m.read_file("/etc/group").value_or(""), user, gid));
+  m.bind((scratch / "passwd").string(), "/etc/passwd", false, true, kFile);
+  m.bind((scratch / "group").string(), "/etc/group", false, true, kFile);
+  if (spec.mount_home && !user.home.empty() && user.home != "/") {
+    m.bind(user.home, user.home, true, false, kDir, MS_NOSUID);
+  }
+}
+
+void pivot_into(int root_fd) {
+  if (fchdir(root_fd) != 0) throw sys_error("cannot enter the container root", errno);
+  if (syscall(SYS_pivot_root, ".", ".") != 0) throw sys_error("pivot_root", errno);
+  if (umount2(".", MNT_DETACH) != 0) throw sys_error("cannot detach the host root", errno);
+  if (chdir("/") != 0) throw sys_error("chdir /", errno);
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& v) {
+  std::vector<char*> out;
+  for (auto& s : v) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+// What the command child reports when it cannot exec.
+struct ChildFailure {
+  int err = 0;
+  char stage[64] = {};
+};
+
+[[noreturn]] void child_fail(int pipe_fd, const char* stage, int err) {
+  ChildFailure f;
+  f.err = err;
+  std::strncpy(f.stage, stage, sizeof(f.stage) - 1);
+  [[maybe_unused]] ssize_t n = write(pipe_fd, &f, sizeof(f));
+  _exit(127);
+}
+
+struct Launch {
+  std::vector<std::string> argv;
+  std::vector<std::string> envp;
+  std::string workdir;
+  bool workdir_required = false;
+  bool nest_user = false;  // map the user's uid inside (not remapped to root)
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+[[noreturn]] void exec_command(Launch& l, int pipe_fd, pid_t keeper,
+                               const sigset_t& original_mask) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != keeper) _exit(137);
+  // The keeper is root in its namespace so that it can mount; the command
+  // is the user again, in a child namespace mapping its uid to the keeper's.
+  if (l.nest_user) {
+    if (unshare(CLONE_NEWUSER) != 0) child_fail(pipe_fd, "unshare(user)", errno);
+    try {
+      map_self(l.uid, l.gid, 0, 0, false);
+    } catch (const Error&) {
+      child_fail(pipe_fd, "uid_map", errno);
+    }
+  }
+  if (chdir(l.workdir.c_str()) != 0) {
+    if (l.workdir_required) child_fail(pipe_fd, "workdir", errno);
+    if (chdir("/") != 0) child_fail(pipe_fd, "chdir /", errno);
+  }
+  for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
+  sigprocmask(SIG_SETMASK, &original_mask, nullptr);
+  auto argv = c_strings(l.argv);
+  auto envp = c_strings(l.envp);
+  environ = envp.data();  // execvp searches the container's PATH
+  execvp(argv[0], argv.data());
+  child_fail(pipe_fd, "exec", errno);
+}
+
+int wait_forwarding_signals(pid_t child, pid_t server, const sigset_t& waited) {
+  for (;;) {
+    siginfo_t info{};
+    int sig = sigwaitinfo(&waited, &info);
+    if (sig < 0) continue;  // EINTR
+    if (sig != SIGCHLD) {
+      kill(child, sig);
+      continue;
+    }
+    int status = 0;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      if (pid == child) {
+        if (WIFEXITED(status)) return WEXITSTATUS(status);
+        if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+      } else if (pid == server) {
+        std::fprintf(stderr, "deepops-ctr: the squashfs server of the container died (status %d)\n", status);
+      }
+    }
+  }
+}
+
+CommandError failure_error(const ChildFailure& f, const Launch& l, const ContainerSpec& spec) {
+  std::string stage = f.stage;
+  if (stage == "exec") {
+    Error e = sys_error("cannot run '" + l.argv[0] + "' in " + spec.image_name, f.err,
+                        f.err == ENOENT ? "is it installed in the image, and on its PATH?" : "");
+    return CommandError(e, f.err == ENOENT ? 127 : 126);
+  }
+  if (stage == "workdir") {
+    return CommandError(sys_error("working directory " + l.workdir + " in the container", f.err,
+                                  "create it, mount it, or pick another with --workdir"),
+                        126);
+  }
+  return CommandError(sys_error("cannot start the command (" + stage + ")", f.err), 126);
+}
+
+std::map<std::string, std::string> host_environment() {
+  std::map<std::string, std::string> out;
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv = *e;
+    size_t eq = kv.find('=');
+    if (eq != std::string::npos) out[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return out;
+}
+
+}  // namespace
+
+fs::path default_runtime_dir() {
+  if (const char* p = std::getenv("DEEPOPS_RUNTIME_PATH"); p && *p) return p;
+  if (const char* p = std::getenv("XDG_RUNTIME_DIR"); p && *p && access(p, W_OK) == 0) {
+    return fs::path(p) / "deepops";
+  }
+  return "/tmp/deepops-" + std::to_string(getuid());
+}
+
+std::vector<std::string> container_argv(const ContainerSpec& spec) {
+  std::vector<std::string> argv =
+      spec.entrypoint ? (spec.entrypoint->empty() ? std::vector<std::string>{}
+                                                  : std::vector<std::string>{*spec.entrypoint})
+                      : spec.image.entrypoint;
+  const auto& rest = !spec.command.empty() ? spec.command
+                     : spec.entrypoint     ? std::vector<std::string>{}
+                                           : spec.image.cmd;
+  argv.insert(argv.end(), rest.begin(), rest.end());
+  if (argv.empty()) {
+    throw Error(Errc::invalid_argument, spec.image_name + " has no ENTRYPOINT or CMD",
+                "give the command to run, e.g. deepops-ctr start IMAGE bash");
+  }
+  return argv;
+}
+
+std::map<std::string, std::string> container_environment(
+    const ContainerSpec& spec, const std::map<std::string, std::string>& host) {
+  auto env = host;
+  for (const auto& kv : spec.image.env) {
+    size_t eq = kv.find('=');
+    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  bool image_has_path = false;
+  for (const auto& kv : spec.image.env) image_has_path |= kv.starts_with("PATH=");
+  // The host's PATH means nothing inside; an image without one gets the usual.
+  if (!image_has_path) env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (const auto& [k, v] : spec.environ) env[k] = v;
+  for (const auto& [k, v] : spec.env) env[k] = v;
+  return env;
+}
+
+int run_container(const ContainerSpec& spec) {
+  const HostUser user = HostUser::current();
+  Launch launch;
+  launch.argv = container_argv(spec);
+  for (const auto& [k, v] : container_environment(spec, host_environment())) {
+    launch.envp.push_back(k + "=" + v);
+  }
+  launch.workdir = !spec.workdir.empty()             ? spec.workdir
+                   : !spec.image.working_dir.empty() ? spec.image.working_dir
+                                                     : "/";
+  launch.workdir_required = !spec.workdir.empty();
+  launch.nest_user = !spec.remap_root;
+  launch.uid = spec.remap_root ? 0 : user.uid;
+  launch.gid = spec.remap_root ? 0 : user.gid;
+  if (spec.remap_root) {
+    for (auto& e : launch.envp) {
+      if (e.starts_with("HOME=")) e = "HOME=/root";
+    }
+  }
+
+  check_squashfs_file(spec.squashfs);
+  ScratchDir scratch(spec.runtime_dir);
+  enter_namespaces(spec, user);
+  if (spec.unshare_net) bring_up_loopback();
+  const fs::path s = scratch.path();
+  if (mount("tmpfs", s.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") != 0) {
+    throw sys_error("cannot mount a tmpfs on " + s.string(), errno);
+  }
+  for (const char* d : {"lower", "upper", "work", "root"}) mkdir((s / d).c_str(), 0700);
+  SquashfsMount image(spec.squashfs, s / "lower");
+  fs::path upper = s / "upper", work = s / "work";
+  if (spec.persistent_dir) {
+    upper = *spec.persistent_dir / "upper";
+    work = *spec.persistent_dir / "work";
+  }
+  mount_overlay(s / "lower", upper, work, s / "root");
+
+  RootfsMounter rootfs(s / "root");
+  mount_system(rootfs, spec, s, user, launch.uid, launch.gid);
+  for (const auto& m : spec.mounts) rootfs.apply(m);
+  UniqueFd root = rootfs.resolve("/", kNone, true);
+  pivot_into(root.get());
+  if (!spec.writable && mount(nullptr, "/", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID,
+                              nullptr) != 0) {
+    throw sys_error("cannot make the container read-only", errno);
+  }
+  scratch.remove();
+
+  sigset_t waited, original;
+  sigemptyset(&waited);
+  for (int sig : {SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT,
+                  SIGALRM}) {
+    sigaddset(&waited, sig);
+  }
+  sigprocmask(SIG_BLOCK, &waited, &original);
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) throw sys_error("pipe", errno);
+  UniqueFd report(fds[0]), report_w(fds[1]);
+  pid_t keeper = getpid();
+  pid_t child = fork();
+  if (child < 0) throw sys_error("cannot fork the command", errno);
+  if (child == 0) exec_command(launch, report_w.get(), keeper, original);
+  report_w.reset();
+  ChildFailure failure;
+  ssize_t n;
+  while ((n = read(report.get(), &failure, sizeof(failure))) < 0 && errno == EINTR) {
+  }
+  int status = wait_forwarding_signals(child, image.server_pid(), waited);
+  sigprocmask(SIG_SETMASK, &original, nullptr);
+  if (n == sizeof(failure)) throw failure_error(failure, launch, spec);
+  return status;
+}
+
+}  // namespace deepops

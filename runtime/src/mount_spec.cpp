@@ -1,0 +1,281 @@
+#include "deepops/mount_spec.hpp"
+
+#include <sys/mount.h>
+
+#include <cstdlib>
+#include <map>
+#include <sstream>
+
+#include "deepops/error.hpp"
+
+namespace deepops {
+namespace {
+
+Error bad(const std::string& origin, const std::string& message, std::string hint = {}) {
+  return Error(Errc::invalid_argument, origin + ": " + message, std::move(hint));
+}
+
+std::vector<std::string> split_fields(std::string_view line) {
+  std::vector<std::string> out;
+  std::istringstream in{std::string(line)};
+  std::string field;
+  while (in >> field) out.push_back(field);
+  return out;
+}
+
+std::vector<std::string> split_on(std::string_view text, char sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(sep, start);
+    if (end == std::string_view::npos) end = text.size();
+    if (end > start) out.emplace_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+// Flags that mean the same in fstab(5) and mount(2); the value is what they
+// set, and `clear` what they remove.
+struct FlagWord {
+  unsigned long set;
+  unsigned long clear;
+};
+const std::map<std::string, FlagWord>& flag_words() {
+  static const std::map<std::string, FlagWord> words = {
+      {"nosuid", {MS_NOSUID, 0}},     {"suid", {0, MS_NOSUID}},
+      {"nodev", {MS_NODEV, 0}},       {"dev", {0, MS_NODEV}},
+      {"noexec", {MS_NOEXEC, 0}},     {"exec", {0, MS_NOEXEC}},
+      {"noatime", {MS_NOATIME, 0}},   {"nodiratime", {MS_NODIRATIME, 0}},
+      {"relatime", {MS_RELATIME, 0}}, {"strictatime", {MS_STRICTATIME, 0}},
+      {"private", {MS_PRIVATE, 0}},   {"rprivate", {MS_PRIVATE | MS_REC, 0}},
+      {"slave", {MS_SLAVE, 0}},       {"rslave", {MS_SLAVE | MS_REC, 0}},
+      {"defaults", {0, 0}},           {"auto", {0, 0}},
+      {"noauto", {0, 0}},             {"user", {0, 0}},
+  };
+  return words;
+}
+
+MountEntry::Create parse_create(const std::string& value, const std::string& origin) {
+  if (value == "dir") return MountEntry::Create::dir;
+  if (value == "file") return MountEntry::Create::file;
+  if (value == "auto") return MountEntry::Create::automatic;
+  throw bad(origin, "unknown x-create value '" + value + "'", "use x-create=dir, file or auto");
+}
+
+void apply_option(MountEntry& m, const std::string& opt, std::string& data) {
+  if (opt == "bind" || opt == "rbind") {
+    m.bind = true;
+    m.recursive = opt == "rbind";
+  } else if (opt == "ro" || opt == "rw") {
+    m.read_only = opt == "ro";
+  } else if (opt.starts_with("x-create=")) {
+    m.create = parse_create(opt.substr(9), m.origin);
+  } else if (opt == "x-create") {
+    m.create = MountEntry::Create::automatic;
+  } else if (opt == "x-move") {
+    m.move = true;
+  } else if (opt == "x-detach") {
+    m.detach = true;
+  } else if (auto it = flag_words().find(opt); it != flag_words().end()) {
+    m.flags = (m.flags | it->second.set) & ~it->second.clear;
+  } else if (opt.starts_with("x-")) {
+    throw bad(m.origin, "unknown mount option '" + opt + "'",
+              "the extensions are x-create=dir|file|auto, x-move and x-detach");
+  } else {
+    data += (data.empty() ? "" : ",") + opt;  // filesystem-specific, e.g. size=1G
+  }
+}
+
+// Types a user namespace may mount: anything else is refused here with a
+// clear message rather than with the kernel's EPERM.
+bool is_allowed_type(const std::string& type) {
+  return type == "none" || type == "bind" || type == "tmpfs" || type == "devpts" ||
+         type == "mqueue";
+}
+
+void finish_entry(MountEntry& m, const std::string& options) {
+  std::string data;
+  for (const auto& opt : split_on(options, ',')) apply_option(m, opt, data);
+  if (m.type == "bind") m.type = "none";
+  if (m.type == "none" && !m.move && !m.detach) m.bind = true;
+  if (!is_allowed_type(m.type)) {
+    throw bad(m.origin, "filesystem type '" + m.type + "' cannot be mounted by a user",
+              "use a bind mount of a host path, or tmpfs");
+  }
+  m.target = normalize_container_path(m.target, m.origin + ": target");
+  if (m.target == "/" && !m.detach) {
+    throw bad(m.origin, "cannot mount over the container's root", "choose a folder inside it");
+  }
+  if (m.bind) {
+    if (m.source.empty() || m.source[0] != '/') {
+      throw bad(m.origin, "bind source '" + m.source + "' is not an absolute host path",
+                "write the full path, e.g. ${HOME}/data");
+    }
+    if (!data.empty()) {
+      throw bad(m.origin, "unknown mount option(s) '" + data + "' for a bind mount");
+    }
+  }
+  m.data = data;
+}
+
+}  // namespace
+
+EnvLookup process_env_lookup() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (!v) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+bool is_valid_env_name(std::string_view name) {
+  if (name.empty() || (name[0] >= '0' && name[0] <= '9')) return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string substitute_env(std::string_view text, const EnvLookup& env) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    if (text[i] == '$' && i + 1 < text.size() && text[i + 1] == '{') {
+      size_t end = text.find('}', i + 2);
+      if (end == std::string_view::npos) {
+        throw Error(Errc::invalid_argument,
+                    "unterminated '${' in '" + std::string(text) + "'", "close it with '}'");
+      }
+      std::string name(text.substr(i + 2, end - i - 2));
+      if (!is_valid_env_name(name)) {
+        throw Error(Errc::invalid_argument, "invalid variable name '${" + name + "}'");
+      }
+      if (auto v = env(name)) out += *v;
+      i = end + 1;
+    } else {
+      out += text[i++];
+    }
+  }
+  return out;
+}
+
+std::string normalize_container_path(std::string_view path, const std::string& what) {
+  if (path.empty() || path[0] != '/') {
+    throw Error(Errc::invalid_argument,
+                what + " '" + std::string(path) + "' is not an absolute path",
+                "paths inside the container start with '/'");
+  }
+  std::string out;
+  for (const auto& part : split_on(path, '/')) {
+    if (part == ".") continue;
+    if (part == "..") {
+      throw Error(Errc::invalid_argument, what + " '" + std::string(path) + "' contains '..'",
+                  "give the path without '..'");
+    }
+    out += "/" + part;
+  }
+  return out.empty() ? "/" : out;
+}
+
+std::optional<MountEntry> parse_mount_line(std::string_view line, const EnvLookup& env,
+                                           const std::string& origin) {
+  auto fields = split_fields(line);
+  if (fields.empty() || fields[0][0] == '#') return std::nullopt;
+  for (auto& f : fields) f = substitute_env(f, env);
+  MountEntry m;
+  m.origin = origin;
+  m.source = fields[0];
+  if (fields.size() > 6) throw bad(origin, "too many fields", "fstab lines have at most 6");
+  m.target = fields.size() >= 2 ? fields[1] : fields[0];
+  if (fields.size() >= 3) {
+    m.type = fields[2];
+  } else {
+    m.type = m.source == "tmpfs" ? "tmpfs" : "none";
+  }
+  // "/proc /proc rbind": the type field holds the options.
+  std::string options = fields.size() >= 4 ? fields[3] : "";
+  if (m.type == "rbind" || m.type == "bind") {
+    options = m.type + (options.empty() ? "" : "," + options);
+    m.type = "none";
+  }
+  if (fields.size() == 6) {
+    try {
+      m.order = std::stoi(fields[5]);
+    } catch (const std::exception&) {
+      throw bad(origin, "fs_passno '" + fields[5] + "' is not a number");
+    }
+  }
+  finish_entry(m, options);
+  return m;
+}
+
+std::vector<MountEntry> parse_mounts_text(std::string_view text, const EnvLookup& env,
+                                          const std::string& origin) {
+  std::vector<MountEntry> out;
+  int number = 0;
+  for (const auto& line : split_on(text, '\n')) {
+    ++number;
+    auto m = parse_mount_line(line, env, origin + ":" + std::to_string(number));
+    if (m) out.push_back(std::move(*m));
+  }
+  return out;
+}
+
+MountEntry parse_mount_argument(std::string_view arg, const EnvLookup& env) {
+  const std::string origin = "mount '" + std::string(arg) + "'";
+  if (arg.find_first_of(" \t") != std::string_view::npos) {
+    auto m = parse_mount_line(arg, env, origin);
+    if (!m) throw bad(origin, "empty mount");
+    return *m;
+  }
+  auto parts = split_on(substitute_env(arg, env), ':');
+  if (parts.empty() || parts.size() > 3) {
+    throw bad(origin, "expected SRC[:DST[:FLAGS]]", "e.g. /data:/data:ro");
+  }
+  MountEntry m;
+  m.origin = origin;
+  m.source = parts[0];
+  m.target = parts.size() >= 2 ? parts[1] : parts[0];
+  m.type = "none";
+  m.recursive = true;
+  m.create = MountEntry::Create::automatic;
+  std::string options = "rbind";
+  if (parts.size() == 3) {
+    for (const auto& flag : split_on(parts[2], '+')) options += "," + flag;
+  }
+  finish_entry(m, options);
+  return m;
+}
+
+std::vector<std::pair<std::string, std::string>> parse_environ_text(std::string_view text,
+                                                                   const EnvLookup& env,
+                                                                   const std::string& origin) {
+  std::vector<std::pair<std::string, std::string>> out;
+  int number = 0;
+  for (const auto& raw : split_on(text, '\n')) {
+    ++number;
+    std::string_view line = raw;
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r'))
+      line.remove_suffix(1);
+    if (line.empty() || line[0] == '#') continue;
+    if (line.starts_with("export ")) line.remove_prefix(7);
+    const std::string where = origin + ":" + std::to_string(number);
+    size_t eq = line.find('=');
+    if (eq == std::string_view::npos || !is_valid_env_name(line.substr(0, eq))) {
+      throw bad(where, "expected NAME=VALUE, got '" + std::string(line) + "'");
+    }
+    std::string_view value = line.substr(eq + 1);
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+        value.back() == value.front()) {
+      value = value.substr(1, value.size() - 2);
+    }
+    out.emplace_back(std::string(line.substr(0, eq)), substitute_env(value, env));
+  }
+  return out;
+}
+
+}  // namespace deepops
