@@ -13,7 +13,8 @@
 namespace deepops::cli {
 namespace {
 
-const char* kStartHelp = R"(Runs COMMAND (default: the image's ENTRYPOINT and CMD) in a container made from
+const char* kStartHelp =
+    R"(Runs COMMAND (default: the image's ENTRYPOINT and CMD) in a container made from
 IMAGE, as you: no setuid helper, no root, nothing extracted. IMAGE is a name or
 digest from `deepops-ctr list`, or a path to a .sqsh file (./img.sqsh).
 
@@ -101,8 +102,11 @@ CLI::App* add_start_command(CLI::App& app, StartArgs& a) {
   // through to the main parser.
   cmd->prefix_command();
   cmd->fallthrough(false);
-  cmd->add_option("-m,--mount", a.mounts, "add a mount (see below); repeatable");
-  cmd->add_option("-e,--env", a.env, "NAME=VALUE, or NAME to pass the host's; repeatable");
+  // One value per flag: what follows IMAGE is the command's, never ours.
+  cmd->add_option("-m,--mount", a.mounts, "add a mount (see below); repeatable")
+      ->allow_extra_args(false);
+  cmd->add_option("-e,--env", a.env, "NAME=VALUE, or NAME to pass the host's; repeatable")
+      ->allow_extra_args(false);
   cmd->add_option("-w,--workdir", a.workdir, "working directory (default: the image's WORKDIR)");
   cmd->add_flag("--rw,--writable", a.writable, "make / writable (changes vanish at exit)");
   cmd->add_flag("--ro,--readonly", a.readonly, "keep / read-only, whatever the settings say");
@@ -118,6 +122,7 @@ CLI::App* add_start_command(CLI::App& app, StartArgs& a) {
   cmd->add_option("--unshare", a.unshare,
                   "also give the container its own: net (loopback only), ipc, uts")
       ->delimiter(',')
+      ->allow_extra_args(false)
       ->check(CLI::IsMember({"net", "ipc", "uts"}));
   return cmd;
 }

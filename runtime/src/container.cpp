@@ -59,10 +59,16 @@ class ScratchDir {
   ScratchDir& operator=(const ScratchDir&) = delete;
   ~ScratchDir() { remove(); }
   const fs::path& path() const { return path_; }
-  // Works once the tmpfs is no longer mounted here (after pivot_root).
+  // After pivot_root the tmpfs is no longer mounted here; on an error before
+  // that, it still is, and is detached first.
   void remove() {
     if (path_.empty() || !parent_) return;
-    if (unlinkat(parent_.get(), path_.filename().c_str(), AT_REMOVEDIR) == 0) path_.clear();
+    const std::string name = path_.filename().string();
+    if (unlinkat(parent_.get(), name.c_str(), AT_REMOVEDIR) != 0 && errno == EBUSY) {
+      umount2(path_.c_str(), MNT_DETACH);  // by path: parent_ is from the host's namespace
+      unlinkat(parent_.get(), name.c_str(), AT_REMOVEDIR);
+    }
+    if (faccessat(parent_.get(), name.c_str(), F_OK, AT_SYMLINK_NOFOLLOW) != 0) path_.clear();
   }
 
  private:
@@ -72,7 +78,7 @@ class ScratchDir {
       throw sys_error("cannot create the runtime folder " + base.string(), errno,
                       "set DEEPOPS_RUNTIME_PATH to a folder you own");
     }
-    struct stat st{};
+    struct stat st {};
     if (lstat(base.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
         (st.st_mode & 077) != 0) {
       throw Error(Errc::permission_denied,
@@ -133,9 +139,9 @@ void bring_up_loopback() {
 
 void mount_overlay(const fs::path& lower, const fs::path& upper, const fs::path& work,
                    const fs::path& target) {
-  std::string opts =
-      "lowerdir=" + lower.string() + ",upperdir=" + upper.string() + ",workdir=" + work.string() +
-      ",userxattr";  // trusted.* xattrs are out of reach in a user namespace
+  std::string opts = "lowerdir=" + lower.string() + ",upperdir=" + upper.string() +
+                     ",workdir=" + work.string() +
+                     ",userxattr";  // trusted.* xattrs are out of reach in a user namespace
   if (mount("overlay", target.c_str(), "overlay", MS_NOSUID, opts.c_str()) != 0) {
     throw sys_error("cannot mount the overlay over the image", errno,
                     "`deepops-ctr check` tests overlayfs in a user namespace (Linux >= 5.11)");
@@ -156,8 +162,10 @@ void mount_dev(RootfsMounter& m, const ContainerSpec& spec) {
              "newinstance,ptmxmode=0666,mode=0620", kDir);
   m.bind("/dev/shm", "/dev/shm", false, false, kDir);
   UniqueFd dev = m.resolve("/dev", kNone, true);
-  for (auto [name, target] : {std::pair{"ptmx", "pts/ptmx"}, {"fd", "/proc/self/fd"},
-                              {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
+  for (auto [name, target] : {std::pair{"ptmx", "pts/ptmx"},
+                              {"fd", "/proc/self/fd"},
+                              {"stdin", "/proc/self/fd/0"},
+                              {"stdout", "/proc/self/fd/1"},
                               {"stderr", "/proc/self/fd/2"}}) {
     symlinkat(target, dev.get(), name);
   }
@@ -289,7 +297,8 @@ int wait_forwarding_signals(pid_t child, pid_t server, const sigset_t& waited) {
         if (WIFEXITED(status)) return WEXITSTATUS(status);
         if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
       } else if (pid == server) {
-        std::fprintf(stderr, "deepops-ctr: the squashfs server of the container died (status %d)\n", status);
+        std::fprintf(stderr, "deepops-ctr: the squashfs server of the container died (status %d)\n",
+                     status);
       }
     }
   }
@@ -404,16 +413,16 @@ int run_container(const ContainerSpec& spec) {
   for (const auto& m : spec.mounts) rootfs.apply(m);
   UniqueFd root = rootfs.resolve("/", kNone, true);
   pivot_into(root.get());
-  if (!spec.writable && mount(nullptr, "/", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID,
-                              nullptr) != 0) {
+  if (!spec.writable &&
+      mount(nullptr, "/", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, nullptr) != 0) {
     throw sys_error("cannot make the container read-only", errno);
   }
   scratch.remove();
 
   sigset_t waited, original;
   sigemptyset(&waited);
-  for (int sig : {SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT,
-                  SIGALRM}) {
+  for (int sig :
+       {SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGALRM}) {
     sigaddset(&waited, sig);
   }
   sigprocmask(SIG_BLOCK, &waited, &original);

@@ -43,15 +43,24 @@ struct FlagWord {
 };
 const std::map<std::string, FlagWord>& flag_words() {
   static const std::map<std::string, FlagWord> words = {
-      {"nosuid", {MS_NOSUID, 0}},     {"suid", {0, MS_NOSUID}},
-      {"nodev", {MS_NODEV, 0}},       {"dev", {0, MS_NODEV}},
-      {"noexec", {MS_NOEXEC, 0}},     {"exec", {0, MS_NOEXEC}},
-      {"noatime", {MS_NOATIME, 0}},   {"nodiratime", {MS_NODIRATIME, 0}},
-      {"relatime", {MS_RELATIME, 0}}, {"strictatime", {MS_STRICTATIME, 0}},
-      {"private", {MS_PRIVATE, 0}},   {"rprivate", {MS_PRIVATE | MS_REC, 0}},
-      {"slave", {MS_SLAVE, 0}},       {"rslave", {MS_SLAVE | MS_REC, 0}},
-      {"defaults", {0, 0}},           {"auto", {0, 0}},
-      {"noauto", {0, 0}},             {"user", {0, 0}},
+      {"nosuid", {MS_NOSUID, 0}},
+      {"suid", {0, MS_NOSUID}},
+      {"nodev", {MS_NODEV, 0}},
+      {"dev", {0, MS_NODEV}},
+      {"noexec", {MS_NOEXEC, 0}},
+      {"exec", {0, MS_NOEXEC}},
+      {"noatime", {MS_NOATIME, 0}},
+      {"nodiratime", {MS_NODIRATIME, 0}},
+      {"relatime", {MS_RELATIME, 0}},
+      {"strictatime", {MS_STRICTATIME, 0}},
+      {"private", {MS_PRIVATE, 0}},
+      {"rprivate", {MS_PRIVATE | MS_REC, 0}},
+      {"slave", {MS_SLAVE, 0}},
+      {"rslave", {MS_SLAVE | MS_REC, 0}},
+      {"defaults", {0, 0}},
+      {"auto", {0, 0}},
+      {"noauto", {0, 0}},
+      {"user", {0, 0}},
   };
   return words;
 }
@@ -132,8 +141,8 @@ EnvLookup process_env_lookup() {
 bool is_valid_env_name(std::string_view name) {
   if (name.empty() || (name[0] >= '0' && name[0] <= '9')) return false;
   for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_';
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
     if (!ok) return false;
   }
   return true;
@@ -146,8 +155,8 @@ std::string substitute_env(std::string_view text, const EnvLookup& env) {
     if (text[i] == '$' && i + 1 < text.size() && text[i + 1] == '{') {
       size_t end = text.find('}', i + 2);
       if (end == std::string_view::npos) {
-        throw Error(Errc::invalid_argument,
-                    "unterminated '${' in '" + std::string(text) + "'", "close it with '}'");
+        throw Error(Errc::invalid_argument, "unterminated '${' in '" + std::string(text) + "'",
+                    "close it with '}'");
       }
       std::string name(text.substr(i + 2, end - i - 2));
       if (!is_valid_env_name(name)) {
@@ -251,8 +260,8 @@ MountEntry parse_mount_argument(std::string_view arg, const EnvLookup& env) {
 }
 
 std::vector<std::pair<std::string, std::string>> parse_environ_text(std::string_view text,
-                                                                   const EnvLookup& env,
-                                                                   const std::string& origin) {
+                                                                    const EnvLookup& env,
+                                                                    const std::string& origin) {
   std::vector<std::pair<std::string, std::string>> out;
   int number = 0;
   for (const auto& raw : split_on(text, '\n')) {

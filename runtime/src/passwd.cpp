@@ -47,7 +47,7 @@ HostUser HostUser::current() {
   u.uid = getuid();
   u.gid = getgid();
   std::vector<char> buf(16384);
-  struct passwd pw{};
+  struct passwd pw {};
   struct passwd* pwp = nullptr;
   if (getpwuid_r(u.uid, &pw, buf.data(), buf.size(), &pwp) == 0 && pwp) {
     u.name = pw.pw_name;
@@ -61,7 +61,7 @@ HostUser HostUser::current() {
     u.home = home ? home : "/";
     u.shell = "/bin/sh";
   }
-  struct group gr{};
+  struct group gr {};
   struct group* grp = nullptr;
   if (getgrgid_r(u.gid, &gr, buf.data(), buf.size(), &grp) == 0 && grp) {
     u.group = gr.gr_name;
@@ -71,8 +71,8 @@ HostUser HostUser::current() {
   return u;
 }
 
-std::string merge_passwd(std::string_view image_passwd, const HostUser& user, uid_t uid,
-                         gid_t gid, const std::string& shell) {
+std::string merge_passwd(std::string_view image_passwd, const HostUser& user, uid_t uid, gid_t gid,
+                         const std::string& shell) {
   std::vector<std::string> kept;
   const std::string uid_text = std::to_string(uid);
   for (const auto& l : lines_of(image_passwd)) {

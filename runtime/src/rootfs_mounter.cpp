@@ -33,7 +33,7 @@ std::string join(const std::vector<std::string>& parts, size_t count) {
 }
 
 bool is_dir_fd(int fd) {
-  struct stat st{};
+  struct stat st {};
   return fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
@@ -64,7 +64,8 @@ UniqueFd RootfsMounter::open_in_root(const std::string& path, int flags) {
   how.flags = static_cast<uint64_t>(flags | O_PATH | O_CLOEXEC);
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
   std::string rel = path == "/" ? "." : path.substr(1);
-  return UniqueFd(static_cast<int>(syscall(SYS_openat2, root_.get(), rel.c_str(), &how, sizeof(how))));
+  return UniqueFd(
+      static_cast<int>(syscall(SYS_openat2, root_.get(), rel.c_str(), &how, sizeof(how))));
 }
 
 bool RootfsMounter::exists(const std::string& target) {
@@ -75,7 +76,11 @@ std::optional<std::string> RootfsMounter::read_file(const std::string& target) {
   UniqueFd path = open_in_root(target, 0);
   if (!path) return std::nullopt;
   UniqueFd fd(open(fd_path(path.get()).c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-  if (!fd || !S_ISREG([&] { struct stat st{}; fstat(fd.get(), &st); return st.st_mode; }())) {
+  if (!fd || !S_ISREG([&] {
+        struct stat st {};
+        fstat(fd.get(), &st);
+        return st.st_mode;
+      }())) {
     return std::nullopt;
   }
   std::string out;
@@ -138,9 +143,10 @@ void RootfsMounter::bind(const std::string& host_source, const std::string& targ
   bool src_dir = is_dir_fd(src.get());
   UniqueFd dst = resolve(target, create, src_dir);
   if (src_dir != is_dir_fd(dst.get())) {
-    throw Error(Errc::invalid_argument,
-                "cannot mount " + host_source + " on " + target + ": one is a folder, the other not",
-                "pick a target of the same kind");
+    throw Error(
+        Errc::invalid_argument,
+        "cannot mount " + host_source + " on " + target + ": one is a folder, the other not",
+        "pick a target of the same kind");
   }
   unsigned long mflags = MS_BIND | (recursive ? MS_REC : 0);
   if (mount(fd_path(src.get()).c_str(), fd_path(dst.get()).c_str(), nullptr, mflags, nullptr) !=

@@ -13,17 +13,15 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::vector<std::string>& known_keys() {
-  static const std::vector<std::string> keys = {"RUNTIME_PATH", "CACHE_PATH",      "DATA_PATH",
-                                                "CONFIG_PATH",  "MOUNT_HOME",      "REMAP_ROOT",
+  static const std::vector<std::string> keys = {"RUNTIME_PATH",    "CACHE_PATH",  "DATA_PATH",
+                                                "CONFIG_PATH",     "MOUNT_HOME",  "REMAP_ROOT",
                                                 "ROOTFS_WRITABLE", "RESTRICT_DEV"};
   return keys;
 }
 
 // Enroot's cache and data folders hold other formats than ours: only keys
 // that mean the same thing are read under their ENROOT_ name.
-bool has_enroot_alias(const std::string& key) {
-  return key != "CACHE_PATH" && key != "DATA_PATH";
-}
+bool has_enroot_alias(const std::string& key) { return key != "CACHE_PATH" && key != "DATA_PATH"; }
 
 std::string read_text(const fs::path& p) {
   std::ifstream in(p);

@@ -113,8 +113,8 @@ SquashfsMount::SquashfsMount(const std::filesystem::path& image,
   }
   std::string opts = "fd=" + std::to_string(fuse.get()) +
                      ",rootmode=40000,user_id=0,group_id=0,default_permissions";
-  if (mount("squashfuse", mountpoint.c_str(), "fuse.squashfuse",
-            MS_NOSUID | MS_NODEV | MS_RDONLY, opts.c_str()) != 0) {
+  if (mount("squashfuse", mountpoint.c_str(), "fuse.squashfuse", MS_NOSUID | MS_NODEV | MS_RDONLY,
+            opts.c_str()) != 0) {
     throw sys_error("cannot mount the image with FUSE", errno,
                     "`deepops-ctr check` tests FUSE in a user namespace");
   }

@@ -16,13 +16,13 @@ namespace deepops {
 // and what to mount. Front ends fill it; run_container() does the work.
 struct ContainerSpec {
   std::filesystem::path squashfs;
-  ImageConfig image;  // ENV, WORKDIR, ENTRYPOINT and CMD
+  ImageConfig image;       // ENV, WORKDIR, ENTRYPOINT and CMD
   std::string image_name;  // for messages
 
-  std::vector<std::string> command;          // empty: the image's CMD
-  std::optional<std::string> entrypoint;     // set: replaces the image's ("" removes it)
+  std::vector<std::string> command;       // empty: the image's CMD
+  std::optional<std::string> entrypoint;  // set: replaces the image's ("" removes it)
   std::vector<std::pair<std::string, std::string>> env;  // on top of everything else
-  std::string workdir;                       // empty: the image's, else "/"
+  std::string workdir;                                   // empty: the image's, else "/"
 
   bool writable = false;    // keep "/" writable (changes live in RAM, gone at exit)
   bool remap_root = false;  // run as uid 0 inside (still the caller outside)

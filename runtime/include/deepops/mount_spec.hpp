@@ -21,9 +21,9 @@ std::string substitute_env(std::string_view text, const EnvLookup& env);
 struct MountEntry {
   enum class Create { none, dir, file, automatic };
 
-  std::string source;  // host path for binds; the fs name (e.g. "tmpfs") otherwise
-  std::string target;  // absolute, normalised path inside the container
-  std::string type;    // "none" for binds
+  std::string source;       // host path for binds; the fs name (e.g. "tmpfs") otherwise
+  std::string target;       // absolute, normalised path inside the container
+  std::string type;         // "none" for binds
   unsigned long flags = 0;  // MS_* beyond MS_BIND/MS_REC
   std::string data;         // filesystem options (size=, mode=, ...)
   bool bind = false;
@@ -57,8 +57,8 @@ std::string normalize_container_path(std::string_view path, const std::string& w
 // KEY=VALUE lines (an environ file, or hook output), with ${VAR} substitution,
 // optional "export " and surrounding quotes; '#' comments and blanks skipped.
 std::vector<std::pair<std::string, std::string>> parse_environ_text(std::string_view text,
-                                                                   const EnvLookup& env,
-                                                                   const std::string& origin);
+                                                                    const EnvLookup& env,
+                                                                    const std::string& origin);
 
 bool is_valid_env_name(std::string_view name);
 

@@ -22,8 +22,8 @@ struct HostUser {
 
 // The container's /etc/passwd: the image's lines minus any that reuse the
 // user's name or uid, plus root, nobody and the user (as `uid` inside).
-std::string merge_passwd(std::string_view image_passwd, const HostUser& user, uid_t uid,
-                         gid_t gid, const std::string& shell);
+std::string merge_passwd(std::string_view image_passwd, const HostUser& user, uid_t uid, gid_t gid,
+                         const std::string& shell);
 
 // The container's /etc/group, built the same way for the user's primary group.
 std::string merge_group(std::string_view image_group, const HostUser& user, gid_t gid);

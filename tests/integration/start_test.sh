@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# Acceptance checks of `deepops-ctr start`, run as the lab's unprivileged user
+# against lab 'main' (for the registry):
+#  - identity: id and uid_map, with and without --remap-root;
+#  - read-only and writable roots, and that writes vanish at exit;
+#  - remap-root writes to a bind mount land as the user on the host;
+#  - security: /etc/shadow stays unreadable through any mount, setuid bits in
+#    an image grant nothing, '..' and symlinks cannot lead mounts out;
+#  - environment, workdir, mounts.d/environ.d and settings precedence;
+#  - exit codes and signals; 500 starts leave no mount, process or folder.
+#
+# Usage: start_test.sh DEEPOPS_CTR
+# shellcheck disable=SC2016 # the single-quoted commands run in the container
+set -euo pipefail
+CTR=$(readlink -f "$1")
+HERE=$(cd "$(dirname "$0")" && pwd)
+LAB=$HERE/../lab/lab
+# shellcheck disable=SC1091
+source /var/lib/deepops-lab/main/env
+USER_NAME=$DEEPOPS_LAB_USER
+USER_UID=$(id -u "$USER_NAME")
+USER_GID=$(id -g "$USER_NAME")
+work=$(mktemp -d /tmp/start-test.XXXXXX)
+chmod 0755 "$work"
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/cache" "$work/conf" "$work/runtime" "$work/shared"
+chmod 0700 "$work/runtime"
+chown "$USER_NAME:" "$work/cache" "$work/runtime" "$work/shared"
+
+failures=0
+pass() { echo "PASS $*"; }
+fail() {
+  echo "FAIL $*"
+  failures=$((failures + 1))
+}
+# Runs deepops-ctr as the test user with a private cache, runtime folder and
+# settings folder; extra VAR=value words may come first.
+as_user() {
+  local vars=()
+  while [[ $# -gt 0 && $1 == *=* && $1 != -* ]]; do
+    vars+=("$1")
+    shift
+  done
+  "$LAB" run --name main -- env DEEPOPS_CACHE_PATH="$work/cache" DEEPOPS_RUNTIME_PATH="$work/runtime" \
+    DEEPOPS_SYSCONF_DIR="$work/conf" "${vars[@]}" "$CTR" "$@"
+}
+# expect NAME WANT COMMAND...: the command's stdout (trimmed) must equal WANT.
+expect() {
+  local name=$1 want=$2 got
+  shift 2
+  got=$("$@" 2>"$work/stderr") || true
+  if [[ $got == "$want" ]]; then pass "$name"; else
+    fail "$name: got '$got', want '$want' ($(head -c 300 "$work/stderr"))"
+  fi
+}
+# expect_fail NAME PATTERN COMMAND...: must fail with PATTERN on stderr.
+expect_fail() {
+  local name=$1 pattern=$2
+  shift 2
+  if "$@" >"$work/stdout" 2>"$work/stderr"; then
+    fail "$name: succeeded ($(head -c 200 "$work/stdout"))"
+  elif grep -q -- "$pattern" "$work/stderr"; then pass "$name"; else
+    fail "$name: error does not mention '$pattern': $(head -c 300 "$work/stderr")"
+  fi
+}
+
+IMG=$DEEPOPS_LAB_REGISTRY/deepops/tiny
+as_user import -q --allow-http "$DEEPOPS_LAB_REGISTRY" "$IMG" >/dev/null
+
+# ---- identity
+expect "id inside is the user's" "$USER_UID:$USER_GID:$USER_NAME" as_user start "$IMG" sh -c 'echo $(id -u):$(id -g):$(id -un)'
+expect "uid_map maps the user onto the keeper" "$USER_UID 0 1" as_user start "$IMG" sh -c 'echo $(cat /proc/self/uid_map)'
+expect "--remap-root: uid 0 inside" "0:0:root" as_user start --remap-root "$IMG" sh -c 'echo $(id -u):$(id -g):$(id -un)'
+expect "--remap-root: uid_map 0 -> user" "0 $USER_UID 1" as_user start -r "$IMG" sh -c 'echo $(cat /proc/self/uid_map)'
+expect "image files belong to the user" "$USER_UID" as_user start "$IMG" stat -c %u /bin/busybox
+
+# ---- read-only and writable roots
+expect_fail "read-only root refuses writes" "Read-only file system" as_user start "$IMG" touch /newfile
+expect "--rw root takes writes" "yes" as_user start --rw "$IMG" sh -c 'echo x >/newfile && test -f /newfile && echo yes'
+expect "writes are gone after exit" "absent" as_user start --rw "$IMG" sh -c 'test -e /newfile && echo present || echo absent'
+expect "/tmp is writable in a read-only root" "ok" as_user start "$IMG" sh -c 'touch /tmp/x && echo ok'
+
+# ---- remap-root and a bind-mounted host folder
+as_user start --rw -r -m "$work/shared:/shared" "$IMG" sh -c 'touch /shared/made-by-root' || true
+owner=$(stat -c %U "$work/shared/made-by-root" 2>/dev/null || echo missing)
+if [[ $owner == "$USER_NAME" ]]; then pass "remap-root writes land as the user on the host"; else
+  fail "file made as root inside is owned by '$owner' on the host"
+fi
+
+# ---- security: host files stay as readable as they were
+expect_fail "bind of /etc/shadow: still unreadable" "Permission denied" as_user start -m /etc/shadow:/shadow "$IMG" cat /shadow
+expect_fail "bind of /etc/shadow with remap-root: still unreadable" "Permission denied" as_user start -r -m /etc/shadow:/shadow "$IMG" cat /shadow
+expect_fail "fstab-style bind of /etc/shadow: still unreadable" "Permission denied" as_user start --mount "/etc/shadow /shadow none bind,x-create=file" "$IMG" cat /shadow
+expect_fail "bind of /root (0700): contents stay unreadable" "Permission denied" as_user start -m /root:/hostroot "$IMG" ls /hostroot
+expect_fail "bind of /root with remap-root: contents stay unreadable" "Permission denied" as_user start -r -m /root:/hostroot "$IMG" ls /hostroot
+expect_fail "'..' in a CLI mount target: rejected" "contains '..'" as_user start -m "$work/shared:/../../etc" "$IMG" true
+mkdir -p "$work/conf/mounts.d"
+echo "$work/shared /a/../../../etc none bind" >"$work/conf/mounts.d/evil.fstab"
+expect_fail "'..' in a mounts.d target: rejected" "evil.fstab:1" as_user start "$IMG" true
+rm "$work/conf/mounts.d/evil.fstab"
+
+# A hand-made image: a setuid-root probe, and a symlink aiming out of the root.
+tree=$work/evil-tree
+mkdir -p "$tree/bin" "$tree/etc" "$work/outside"
+cp /bin/busybox "$tree/bin/busybox"
+for a in sh cat id echo test ls; do ln -s busybox "$tree/bin/$a"; done
+gcc -static -O1 -o "$tree/suid-probe" -x c - <<'C'
+#include <stdio.h>
+#include <unistd.h>
+int main(void) {
+  printf("%u %d\n", geteuid(), setuid(0));
+  return 0;
+}
+C
+chmod 4755 "$tree/suid-probe"
+ln -s "/../../../../../..$work/outside" "$tree/escape"
+mksquashfs "$tree" "$work/evil.sqsh" -all-root -noappend -quiet >/dev/null
+chmod 0644 "$work/evil.sqsh"
+expect "setuid-root binary in an image grants nothing" "$USER_UID -1" as_user start "$work/evil.sqsh" /suid-probe
+expect "setuid-root binary grants nothing with remap-root either" "0 0" as_user start -r "$work/evil.sqsh" /suid-probe
+as_user start -m "$work/shared:/escape/inside:x-create=dir" "$work/evil.sqsh" true >/dev/null 2>&1 || true
+if [[ -z $(ls -A "$work/outside") ]]; then pass "a symlink in the image cannot lead a mount out of the root"; else
+  fail "a mount through /escape created $(ls -A "$work/outside") on the host"
+fi
+
+# ---- environment, workdir, settings
+expect "image ENV applies" "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" as_user start "$IMG" sh -c 'echo $PATH'
+expect "--env sets a variable" "bar" as_user start -e FOO=bar "$IMG" sh -c 'echo $FOO'
+mkdir -p "$work/conf/environ.d"
+printf '# site settings\nSITE_GREETING="hello ${USER}"\n' >"$work/conf/environ.d/site.env"
+expect "environ.d files apply, with \${VAR}" "hello $USER_NAME" as_user start "$IMG" sh -c 'echo $SITE_GREETING'
+expect "--env beats environ.d" "mine" as_user start -e SITE_GREETING=mine "$IMG" sh -c 'echo $SITE_GREETING'
+expect "--workdir" "/etc" as_user start -w /etc "$IMG" pwd
+expect_fail "missing --workdir is an error" "working directory /nope" as_user start -w /nope "$IMG" true
+echo "tmpfs /scratch tmpfs size=1m,x-create=dir" >"$work/conf/mounts.d/scratch.fstab"
+expect "mounts.d entries apply" "tmpfs" as_user start "$IMG" sh -c 'grep " /scratch " /proc/self/mounts | cut -d" " -f3'
+echo "REMAP_ROOT yes" >"$work/conf/deepops.conf"
+expect "deepops.conf sets defaults" "0" as_user start "$IMG" id -u
+expect "the environment beats deepops.conf" "$USER_UID" as_user ENROOT_REMAP_ROOT=no start "$IMG" id -u
+expect "the command line beats the environment" "0" as_user DEEPOPS_REMAP_ROOT=no start -r "$IMG" id -u
+rm "$work/conf/deepops.conf"
+expect "--mount-home binds the home folder" "$(getent passwd "$USER_NAME" | cut -d: -f6)" as_user start --mount-home "$IMG" sh -c 'cd && pwd'
+expect "passwd has the user" "$USER_NAME" as_user start "$IMG" sh -c 'grep "^$(id -un):" /etc/passwd | cut -d: -f1'
+
+# ---- exit status and signals
+as_user start "$IMG" sh -c 'exit 7' && rc=0 || rc=$?
+if [[ $rc == 7 ]]; then pass "exit status is propagated"; else fail "exit status $rc, want 7"; fi
+as_user start "$IMG" /no/such/command 2>/dev/null && rc=0 || rc=$?
+if [[ $rc == 127 ]]; then pass "a missing command exits 127"; else fail "missing command: exit $rc"; fi
+as_user start "$IMG" sh -c 'echo ready; exec sleep 60' >"$work/sig.out" &
+keeper=$!
+for _ in $(seq 100); do grep -q ready "$work/sig.out" 2>/dev/null && break; sleep 0.05; done
+kill -TERM "$(pgrep -u "$USER_NAME" -f '^/.*deepops-ctr start' | head -1)"
+wait "$keeper" && rc=0 || rc=$?
+if [[ $rc == 143 ]]; then pass "SIGTERM reaches the command (exit 143)"; else fail "SIGTERM: exit $rc, want 143"; fi
+
+as_user start "$IMG" sh -c 'echo ready; exec sleep 61' >"$work/kill.out" &
+keeper=$!
+for _ in $(seq 100); do grep -q ready "$work/kill.out" 2>/dev/null && break; sleep 0.05; done
+kill -KILL "$(pgrep -u "$USER_NAME" -f '^/.*deepops-ctr start' | head -1)"
+wait "$keeper" || true
+for _ in $(seq 100); do pgrep -u "$USER_NAME" -f 'sleep 61|deepops-sqfs' >/dev/null || break; sleep 0.05; done
+if pgrep -u "$USER_NAME" -f 'sleep 61|deepops-sqfs' >/dev/null; then
+  fail "SIGKILL of deepops-ctr left: $(pgrep -u "$USER_NAME" -af 'sleep 61|deepops-sqfs')"
+else pass "SIGKILL of deepops-ctr takes the command and the squashfs server with it"; fi
+
+# ---- 500 starts leave nothing behind
+mounts_before=$(wc -l </proc/self/mountinfo)
+as_user start "$IMG" true >/dev/null
+if "$LAB" run --name main -- env DEEPOPS_CACHE_PATH="$work/cache" DEEPOPS_RUNTIME_PATH="$work/runtime" \
+  DEEPOPS_SYSCONF_DIR="$work/conf" bash -c 'for i in $(seq 500); do "$0" start "$1" true || exit 1; done' "$CTR" "$IMG"; then
+  pass "500 starts in a row succeeded"
+else
+  fail "a start in the loop of 500 failed"
+fi
+leftover_procs=$(pgrep -u "$USER_NAME" -f 'deepops-sqfs|deepops-ctr' || true)
+leftover_dirs=$(ls -A "$work/runtime")
+mounts_after=$(wc -l </proc/self/mountinfo)
+if [[ -z $leftover_procs && -z $leftover_dirs && $mounts_before == "$mounts_after" ]]; then
+  pass "500 starts left no process, folder or mount"
+else
+  fail "after 500 starts: processes '$leftover_procs', folders '$leftover_dirs', mounts $mounts_before -> $mounts_after"
+fi
+
+echo "$failures failure(s)"
+[[ $failures -eq 0 ]]
