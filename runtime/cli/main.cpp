@@ -13,6 +13,7 @@
 #include "deepops/error.hpp"
 #include "deepops/image_cache.hpp"
 #include "deepops/importer.hpp"
+#include "deepops/system_check.hpp"
 #include "progress.hpp"
 #include "start_command.hpp"
 
@@ -229,6 +230,28 @@ int run_remove(const std::string& cache, const std::vector<std::string>& names) 
   return missing ? 1 : 0;
 }
 
+int run_check() {
+  auto results = run_system_checks({});
+  size_t width = 0;
+  for (const auto& r : results) width = std::max(width, r.name.size());
+  int failed = 0;
+  for (const auto& r : results) {
+    std::printf("%-4s  %-*s  %s\n", to_string(r.status), static_cast<int>(width), r.name.c_str(),
+                r.detail.c_str());
+    failed += r.status == CheckResult::Status::fail;
+  }
+  bool header = false;
+  for (const auto& r : results) {
+    if (r.fix.empty()) continue;
+    if (!header) std::printf("\nTo fix:\n");
+    header = true;
+    std::printf("  %s: %s\n", r.name.c_str(), r.fix.c_str());
+  }
+  std::printf("\n%s\n", failed ? "Containers cannot start here until the FAIL lines are fixed."
+                               : "This node can run unprivileged containers.");
+  return failed ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -301,6 +324,14 @@ int main(int argc, char** argv) {
       "Never removes an image while an import of it is running. Use counts as the last import "
       "or cache hit of each image.");
 
+  auto* check = app.add_subcommand(
+      "check", "check the kernel and system prerequisites of unprivileged containers");
+  check->footer(
+      "Prints one OK/WARN/FAIL line per prerequisite (user namespaces, the AppArmor "
+      "restriction of Ubuntu 23.10+, FUSE and /dev/fuse, overlayfs in a user namespace), "
+      "then how to fix each failure. Exits 1 if anything failed. Run it as the user who "
+      "will run containers.");
+
   StartArgs sa;
   auto* start = add_start_command(app, sa);
 
@@ -314,6 +345,7 @@ int main(int argc, char** argv) {
     if (*list) return run_list(cache, as_json);
     if (*rm) return run_remove(cache, remove_names);
     if (*gc) return run_gc(cache, max_size);
+    if (*check) return run_check();
     if (*start) return run_start(sa, start->remaining(), cache);
   } catch (const CommandError& e) {
     std::fprintf(stderr, "deepops-ctr: error: %s\n", e.what());

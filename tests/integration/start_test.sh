@@ -164,6 +164,15 @@ if pgrep -u "$USER_NAME" -f 'sleep 61|deepops-sqfs' >/dev/null; then
   fail "SIGKILL of deepops-ctr left: $(pgrep -u "$USER_NAME" -af 'sleep 61|deepops-sqfs')"
 else pass "SIGKILL of deepops-ctr takes the command and the squashfs server with it"; fi
 
+# ---- deepops-ctr check, and a /dev/fuse that users cannot open
+expect "check passes on the lab" "0" bash -c "'$LAB' run --name main -- '$CTR' check >/dev/null; echo \$?"
+fuse_mode=$(stat -c %a /dev/fuse)
+trap 'chmod "$fuse_mode" /dev/fuse; rm -rf "$work"' EXIT
+chmod 0600 /dev/fuse
+expect_fail "check names /dev/fuse and its fix" "chmod 0666 /dev/fuse" bash -c "'$LAB' run --name main -- '$CTR' check 1>&2"
+expect_fail "start explains an unusable /dev/fuse" "/dev/fuse must be usable by users" as_user start "$IMG" true
+chmod "$fuse_mode" /dev/fuse
+
 # ---- 500 starts leave nothing behind
 mounts_before=$(wc -l </proc/self/mountinfo)
 as_user start "$IMG" true >/dev/null
