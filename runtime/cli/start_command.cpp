@@ -160,6 +160,9 @@ int run_start(const StartArgs& a, const std::vector<std::string>& rest, const st
   spec.environ = settings.load_environ(env);
   for (const auto& e : a.env) apply_env_arg(spec, e);
   spec.runtime_dir = settings.runtime_path;
+  spec.hooks = settings.hooks();
+  spec.host.root = settings.host_root;
+  spec.host.library_dirs = settings.driver_library_dirs;
   return run_container(spec);
 }
 

@@ -17,10 +17,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
+#include "admin_hooks.hpp"
 #include "deepops/error.hpp"
 #include "deepops/passwd.hpp"
 #include "deepops/unique_fd.hpp"
@@ -216,6 +218,66 @@ void mount_system(RootfsMounter& m, const ContainerSpec& spec, const fs::path& s
   }
 }
 
+HookPlan native_hooks(const HostView& host, const std::map<std::string, std::string>& env) {
+  HookPlan plan = plan_gpu(host, env);
+  plan.merge(plan_infiniband(host, env));
+  plan.merge(plan_pmix(host, env));
+  return plan;
+}
+
+void apply_plan(RootfsMounter& m, const HookPlan& plan) {
+  // A /sys view is only drawn where the host's sysfs has the folder: the
+  // container's /sys is the host's, read-only.
+  std::vector<std::string> views;
+  for (const auto& dir : plan.tmpfs) {
+    if (!m.exists(dir)) continue;
+    m.mount_fs("tmpfs", "tmpfs", dir, MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755", kNone);
+    views.push_back(dir + "/");
+  }
+  std::vector<std::string> lib_dirs;
+  for (const auto& b : plan.binds) {
+    m.bind(b.source, b.target, false, b.read_only, MountEntry::Create::automatic, MS_NOSUID);
+    if (b.target.find(".so") != std::string::npos) {
+      std::string dir = b.target.substr(0, b.target.rfind('/'));
+      if (std::find(lib_dirs.begin(), lib_dirs.end(), dir) == lib_dirs.end())
+        lib_dirs.push_back(dir);
+    }
+  }
+  for (const auto& l : plan.symlinks) {
+    bool in_view = std::any_of(views.begin(), views.end(),
+                               [&](const std::string& v) { return l.path.starts_with(v); });
+    if (in_view) m.symlink(l.path, l.target);
+  }
+  if (plan.run_ldconfig && !lib_dirs.empty()) {
+    std::string conf = "# driver libraries mounted by deepops-ctr\n";
+    for (const auto& d : lib_dirs) conf += d + "\n";
+    m.write_file("/etc/ld.so.conf.d/000-deepops-driver.conf", conf);
+  }
+}
+
+// Refreshes the image's ld.so cache for the driver libraries just mounted;
+// images without ldconfig (musl, busybox) are left alone.
+void run_ldconfig() {
+  const char* ldconfig = access("/sbin/ldconfig", X_OK) == 0       ? "/sbin/ldconfig"
+                         : access("/usr/sbin/ldconfig", X_OK) == 0 ? "/usr/sbin/ldconfig"
+                                                                   : nullptr;
+  if (!ldconfig) return;
+  pid_t pid = fork();
+  if (pid == 0) {
+    char* argv[] = {const_cast<char*>(ldconfig), nullptr};
+    execv(ldconfig, argv);
+    _exit(127);
+  }
+  int status = 0;
+  while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::fprintf(stderr,
+                 "deepops-ctr: warning: ldconfig failed in the container; driver "
+                 "libraries may not be found (set LD_LIBRARY_PATH)\n");
+  }
+}
+
 void pivot_into(int root_fd) {
   if (fchdir(root_fd) != 0) throw sys_error("cannot enter the container root", errno);
   if (syscall(SYS_pivot_root, ".", ".") != 0) throw sys_error("pivot_root", errno);
@@ -373,11 +435,13 @@ std::map<std::string, std::string> container_environment(
 
 int run_container(const ContainerSpec& spec) {
   const HostUser user = HostUser::current();
+  const auto host_env = host_environment();
+  auto env = container_environment(spec, host_env);
+  // Hooks that cannot work fail here, before anything is mounted.
+  const HookPlan plan = native_hooks(spec.host, env);
+  for (const auto& [k, v] : plan.env) env[k] = v;
   Launch launch;
   launch.argv = container_argv(spec);
-  for (const auto& [k, v] : container_environment(spec, host_environment())) {
-    launch.envp.push_back(k + "=" + v);
-  }
   launch.workdir = !spec.workdir.empty()             ? spec.workdir
                    : !spec.image.working_dir.empty() ? spec.image.working_dir
                                                      : "/";
@@ -385,11 +449,7 @@ int run_container(const ContainerSpec& spec) {
   launch.nest_user = !spec.remap_root;
   launch.uid = spec.remap_root ? 0 : user.uid;
   launch.gid = spec.remap_root ? 0 : user.gid;
-  if (spec.remap_root) {
-    for (auto& e : launch.envp) {
-      if (e.starts_with("HOME=")) e = "HOME=/root";
-    }
-  }
+  if (spec.remap_root) env["HOME"] = "/root";
 
   check_squashfs_file(spec.squashfs);
   ScratchDir scratch(spec.runtime_dir);
@@ -411,8 +471,16 @@ int run_container(const ContainerSpec& spec) {
   RootfsMounter rootfs(s / "root");
   mount_system(rootfs, spec, s, user, launch.uid, launch.gid);
   for (const auto& m : spec.mounts) rootfs.apply(m);
+  apply_plan(rootfs, plan);
+  AdminHookOutput admin = run_admin_hooks(spec.hooks, s / "root", s, host_env);
+  for (const auto& m : admin.mounts) rootfs.apply(m);
+  for (const auto& [k, v] : admin.environ) env[k] = v;
+  for (const auto& [k, v] : spec.env) env[k] = v;  // the user's word is last
+  for (const auto& [k, v] : env) launch.envp.push_back(k + "=" + v);
+
   UniqueFd root = rootfs.resolve("/", kNone, true);
   pivot_into(root.get());
+  if (plan.run_ldconfig) run_ldconfig();
   if (!spec.writable &&
       mount(nullptr, "/", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, nullptr) != 0) {
     throw sys_error("cannot make the container read-only", errno);

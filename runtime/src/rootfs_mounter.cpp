@@ -92,6 +92,33 @@ std::optional<std::string> RootfsMounter::read_file(const std::string& target) {
   return out;
 }
 
+namespace {
+std::pair<std::string, std::string> split_parent(const std::string& path) {
+  auto slash = path.rfind('/');
+  return {slash == 0 ? "/" : path.substr(0, slash), path.substr(slash + 1)};
+}
+}  // namespace
+
+void RootfsMounter::symlink(const std::string& path, const std::string& target) {
+  auto [dir, name] = split_parent(normalize_container_path(path, "symlink"));
+  UniqueFd parent = resolve(dir, MountEntry::Create::dir, true);
+  unlinkat(parent.get(), name.c_str(), 0);
+  if (symlinkat(target.c_str(), parent.get(), name.c_str()) != 0) {
+    throw sys_error("cannot create the symlink " + path + " in the container", errno);
+  }
+}
+
+void RootfsMounter::write_file(const std::string& path, const std::string& content) {
+  auto [dir, name] = split_parent(normalize_container_path(path, "file"));
+  UniqueFd parent = resolve(dir, MountEntry::Create::dir, true);
+  UniqueFd fd(openat(parent.get(), name.c_str(),
+                     O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (!fd ||
+      ::write(fd.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
+    throw sys_error("cannot write " + path + " in the container", errno);
+  }
+}
+
 void RootfsMounter::create_path(const std::string& target, bool as_dir) {
   auto parts = components(target);
   for (size_t i = 1; i <= parts.size(); ++i) {

@@ -30,6 +30,9 @@ class RootfsMounter {
   void apply(const MountEntry& m);
 
   bool exists(const std::string& target);
+  // Creates (or replaces) a symlink or a small file inside the container.
+  void symlink(const std::string& path, const std::string& target);
+  void write_file(const std::string& path, const std::string& content);
   // Reads a file of the image (resolved inside the root); nullopt if absent.
   std::optional<std::string> read_file(const std::string& target);
   int root_fd() const { return root_.get(); }

@@ -13,9 +13,9 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::vector<std::string>& known_keys() {
-  static const std::vector<std::string> keys = {"RUNTIME_PATH",    "CACHE_PATH",  "DATA_PATH",
-                                                "CONFIG_PATH",     "MOUNT_HOME",  "REMAP_ROOT",
-                                                "ROOTFS_WRITABLE", "RESTRICT_DEV"};
+  static const std::vector<std::string> keys = {
+      "RUNTIME_PATH", "CACHE_PATH",      "DATA_PATH",    "CONFIG_PATH",         "MOUNT_HOME",
+      "REMAP_ROOT",   "ROOTFS_WRITABLE", "RESTRICT_DEV", "DRIVER_LIBRARY_DIRS", "HOST_ROOT"};
   return keys;
 }
 
@@ -100,6 +100,15 @@ void Settings::set(const std::string& key, const std::string& value, const std::
     rootfs_writable = parse_bool(value, what);
   } else if (key == "RESTRICT_DEV") {
     restrict_dev = parse_bool(value, what);
+  } else if (key == "DRIVER_LIBRARY_DIRS") {
+    driver_library_dirs.clear();
+    std::stringstream ss(value);
+    std::string dir;
+    while (std::getline(ss, dir, ':')) {
+      if (!dir.empty()) driver_library_dirs.push_back(dir);
+    }
+  } else if (key == "HOST_ROOT") {
+    host_root = value.empty() ? "/" : value;
   } else {
     throw Error(Errc::invalid_argument, where + ": unknown setting '" + key + "'",
                 "see conf/deepops.conf.example for the keys");

@@ -142,6 +142,59 @@ rm "$work/conf/deepops.conf"
 expect "--mount-home binds the home folder" "$(getent passwd "$USER_NAME" | cut -d: -f6)" as_user start --mount-home "$IMG" sh -c 'cd && pwd'
 expect "passwd has the user" "$USER_NAME" as_user start "$IMG" sh -c 'grep "^$(id -un):" /etc/passwd | cut -d: -f1'
 
+# ---- native hooks against a fixture tree standing in for a GPU + RDMA host
+fx=$work/host
+mkdir -p "$fx/dev/infiniband" "$fx/proc/driver/nvidia/gpus/0000:07:00.0" \
+  "$fx/proc/driver/nvidia/gpus/0000:0f:00.0" "$fx/usr/lib/x86_64-linux-gnu" "$fx/usr/bin" \
+  "$fx/sys/class/infiniband" "$fx/sys/class/infiniband_verbs"
+touch "$fx/dev/nvidiactl" "$fx/dev/nvidia-uvm" "$fx/dev/nvidia0" "$fx/dev/nvidia1" \
+  "$fx/dev/infiniband/uverbs0" "$fx/dev/infiniband/uverbs1" "$fx/dev/infiniband/rdma_cm"
+echo "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 2024" >"$fx/proc/driver/nvidia/version"
+printf 'GPU UUID: GPU-aaaa\nDevice Minor: 0\n' >"$fx/proc/driver/nvidia/gpus/0000:07:00.0/information"
+printf 'GPU UUID: GPU-bbbb\nDevice Minor: 1\n' >"$fx/proc/driver/nvidia/gpus/0000:0f:00.0/information"
+echo "libcuda 550" >"$fx/usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15"
+echo "libnvidia-ml 550" >"$fx/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.550.54.15"
+printf '#!/bin/sh\necho "fake nvidia-smi sees GPUs $NVIDIA_VISIBLE_DEVICES"\n' >"$fx/usr/bin/nvidia-smi"
+chmod 0755 "$fx/usr/bin/nvidia-smi"
+for i in 0 1; do
+  mkdir -p "$fx/sys/devices/pci/ib$i/infiniband/mlx5_$i" "$fx/sys/devices/pci/ib$i/infiniband_verbs/uverbs$i"
+  ln -s "../../../ib$i" "$fx/sys/devices/pci/ib$i/infiniband/mlx5_$i/device"
+  ln -s "../../devices/pci/ib$i/infiniband/mlx5_$i" "$fx/sys/class/infiniband/mlx5_$i"
+  ln -s "../../devices/pci/ib$i/infiniband_verbs/uverbs$i" "$fx/sys/class/infiniband_verbs/uverbs$i"
+done
+hooked() { as_user DEEPOPS_HOST_ROOT="$fx" "$@"; }
+expect "GPU hook: nvidia-smi runs inside, with every GPU" "fake nvidia-smi sees GPUs all /dev/nvidia0 /dev/nvidia1" \
+  hooked start --restrict-dev -e NVIDIA_VISIBLE_DEVICES=all "$IMG" sh -c 'echo $(nvidia-smi) /dev/nvidia[0-9]' 
+expect "GPU hook: Slurm's allocation picks the device nodes" "/dev/nvidia-uvm /dev/nvidia1 /dev/nvidiactl" \
+  hooked SLURM_JOB_ID=7 SLURM_STEP_GPUS=1 start --restrict-dev -e NVIDIA_VISIBLE_DEVICES=all "$IMG" sh -c 'echo /dev/nvidia*'
+expect "GPU hook: compute adds libcuda of the running driver" "libcuda 550" \
+  hooked start --restrict-dev -e NVIDIA_VISIBLE_DEVICES=0 -e NVIDIA_DRIVER_CAPABILITIES=compute "$IMG" cat /usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15
+expect "GPU hook: off without NVIDIA_VISIBLE_DEVICES" "none" \
+  hooked start --restrict-dev "$IMG" sh -c 'ls /dev/nvidia* 2>/dev/null || echo none'
+expect_fail "GPU hook: a GPU the job was not given is refused" "was not given" \
+  hooked SLURM_JOB_ID=7 SLURM_STEP_GPUS=1 start --restrict-dev -e NVIDIA_VISIBLE_DEVICES=0 "$IMG" true
+expect "InfiniBand hook: only the chosen device's nodes" "/dev/infiniband/rdma_cm /dev/infiniband/uverbs1" \
+  hooked start --restrict-dev -e MELLANOX_VISIBLE_DEVICES=1 "$IMG" sh -c 'echo /dev/infiniband/*'
+
+# ---- admin hooks (hooks.d)
+mkdir -p "$work/conf/hooks.d"
+cat >"$work/conf/hooks.d/10-site.sh" <<'HOOK'
+#!/bin/sh
+test -d "$ENROOT_ROOTFS/bin" || { echo "no rootfs at $ENROOT_ROOTFS"; exit 1; }
+echo "SITE_HOOK=ran-as-$(id -u)" >>"$ENROOT_ENVIRON"
+echo "tmpfs /hooked tmpfs x-create=dir,size=1m" >>"$ENROOT_MOUNTS"
+HOOK
+chmod 0755 "$work/conf/hooks.d/10-site.sh"
+expect "admin hook: its environ and mounts apply" "ran-as-0 tmpfs" \
+  as_user start "$IMG" sh -c 'echo $SITE_HOOK $(grep " /hooked " /proc/self/mounts | cut -d" " -f3)'
+printf '#!/bin/sh\necho "license server unreachable"\nexit 3\n' >"$work/conf/hooks.d/20-license.sh"
+chmod 0755 "$work/conf/hooks.d/20-license.sh"
+expect_fail "a failing admin hook is named, with its output" "20-license.sh exited with status 3" as_user start "$IMG" true
+expect_fail "... and its output is shown" "license server unreachable" as_user start "$IMG" true
+printf '#!/bin/sh\necho "/tmp /../../etc none bind" >>"$ENROOT_MOUNTS"\n' >"$work/conf/hooks.d/20-license.sh"
+expect_fail "'..' in a hook's mounts is rejected" "contains '..'" as_user start "$IMG" true
+rm -r "$work/conf/hooks.d"
+
 # ---- exit status and signals
 as_user start "$IMG" sh -c 'exit 7' && rc=0 || rc=$?
 if [[ $rc == 7 ]]; then pass "exit status is propagated"; else fail "exit status $rc, want 7"; fi

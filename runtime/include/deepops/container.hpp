@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "deepops/error.hpp"
+#include "deepops/hooks.hpp"
 #include "deepops/manifest.hpp"
 #include "deepops/mount_spec.hpp"
 
@@ -31,6 +32,11 @@ struct ContainerSpec {
   bool unshare_net = false, unshare_ipc = false, unshare_uts = false;
   std::vector<MountEntry> mounts;  // after the system mounts, in this order
   std::vector<std::pair<std::string, std::string>> environ;  // from environ files
+
+  // Native hooks (GPU, InfiniBand, PMIx) look at the host through this.
+  HostView host;
+  // Admin hooks (hooks.d executables), run in order after the native ones.
+  std::vector<std::filesystem::path> hooks;
 
   // Where the per-start scratch folder is made (it holds only mount points and
   // is removed before the command runs).

@@ -27,6 +27,11 @@ struct Settings {
   bool remap_root = false;
   bool rootfs_writable = false;
   bool restrict_dev = false;
+  // Folders searched for the NVIDIA driver's libraries (colon-separated);
+  // empty: the host's ld.so cache and the usual folders.
+  std::vector<std::string> driver_library_dirs;
+  // Where the native hooks see the host ("/"); tests use a fixture tree.
+  std::filesystem::path host_root = "/";
 
   // Where each key's value came from ("default", "/etc/deepops/deepops.conf:3",
   // "environment (ENROOT_REMAP_ROOT)"), for `deepops-ctr config`.
