@@ -206,6 +206,7 @@ int run_remove(const std::string& cache, const std::vector<std::string>& names) 
   auto images = c.list();
   int missing = 0;
   for (const auto& name : names) {
+    if (remove_container_if_named(name)) continue;
     std::vector<std::string> hits;
     for (const auto& img : images) {
       bool ref =
@@ -310,10 +311,14 @@ int main(int argc, char** argv) {
   bool as_json = false;
   auto* list = app.add_subcommand("list", "list the images in the cache");
   list->add_flag("--json", as_json, "machine-readable output");
+  bool list_containers = false;
+  list->add_flag("-c,--containers", list_containers, "list the named containers instead");
 
   std::vector<std::string> remove_names;
-  auto* rm = app.add_subcommand("remove", "remove images from the cache");
-  rm->add_option("IMAGE", remove_names, "digest, digest prefix, or reference as `list` shows it")
+  auto* rm = app.add_subcommand("remove", "remove named containers, or images from the cache");
+  rm->add_option("NAME", remove_names,
+                 "a container's name, else an image's digest, digest prefix, or reference as "
+                 "`list` shows it")
       ->required();
 
   std::string max_size;
@@ -334,6 +339,10 @@ int main(int argc, char** argv) {
 
   StartArgs sa;
   auto* start = add_start_command(app, sa);
+  ContainerArgs ca;
+  auto* create = add_create_command(app, ca);
+  auto* exec = add_exec_command(app, ca);
+  auto* exp = add_export_command(app, ca);
 
   try {
     app.parse(argc, argv);
@@ -342,11 +351,14 @@ int main(int argc, char** argv) {
   }
   try {
     if (*imp) return run_import(ia, cache);
-    if (*list) return run_list(cache, as_json);
+    if (*list) return list_containers ? run_list_containers(as_json) : run_list(cache, as_json);
     if (*rm) return run_remove(cache, remove_names);
     if (*gc) return run_gc(cache, max_size);
     if (*check) return run_check();
     if (*start) return run_start(sa, start->remaining(), cache);
+    if (*create) return run_create(ca, cache);
+    if (*exec) return run_exec(ca, exec->remaining());
+    if (*exp) return run_export(ca);
   } catch (const CommandError& e) {
     std::fprintf(stderr, "deepops-ctr: error: %s\n", e.what());
     if (!e.hint().empty()) std::fprintf(stderr, "deepops-ctr: hint: %s\n", e.hint().c_str());

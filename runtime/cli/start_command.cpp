@@ -3,8 +3,10 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 
 #include "deepops/container.hpp"
+#include "deepops/container_store.hpp"
 #include "deepops/error.hpp"
 #include "deepops/image_cache.hpp"
 #include "deepops/image_ref.hpp"
@@ -16,7 +18,8 @@ namespace {
 const char* kStartHelp =
     R"(Runs COMMAND (default: the image's ENTRYPOINT and CMD) in a container made from
 IMAGE, as you: no setuid helper, no root, nothing extracted. IMAGE is a name or
-digest from `deepops-ctr list`, or a path to a .sqsh file (./img.sqsh).
+digest from `deepops-ctr list`, a path to a .sqsh file (./img.sqsh), or the
+name of a container made by `deepops-ctr create`, whose writes persist.
 
 The image is mounted with FUSE and covered by an overlay whose changes live in
 memory and vanish at exit; "/" is read-only unless --rw. Inside: your uid and
@@ -136,7 +139,12 @@ int run_start(const StartArgs& a, const std::vector<std::string>& rest, const st
   }
   const EnvLookup env = process_env_lookup();
   Settings settings = Settings::load(env);
-  ResolvedImage image = resolve_image(words[0], cache);
+  std::optional<NamedContainer> named;
+  if (ContainerStore::is_valid_name(words[0]))
+    named = ContainerStore(settings.data_path).find(words[0]);
+  ResolvedImage image =
+      named ? ResolvedImage{named->squashfs, named->config, "container '" + named->name + "'"}
+            : resolve_image(words[0], cache);
 
   ContainerSpec spec;
   spec.squashfs = image.squashfs;
@@ -163,7 +171,176 @@ int run_start(const StartArgs& a, const std::vector<std::string>& rest, const st
   spec.hooks = settings.hooks();
   spec.host.root = settings.host_root;
   spec.host.library_dirs = settings.driver_library_dirs;
+  if (!named) return run_container(spec);
+  // A named container keeps its writes: that is what it is for.
+  spec.writable = !a.readonly;
+  spec.persistent_dir = named->dir;
+  auto lock = ContainerStore(settings.data_path).lock_for_run(*named);
+  spec.on_ready = [&lock, &spec] { lock.publish_keeper(getpid(), spec.remap_root); };
   return run_container(spec);
+}
+
+}  // namespace deepops::cli
+
+namespace deepops::cli {
+namespace {
+
+std::string default_container_name(const std::string& image) {
+  std::string base = image.substr(
+      image.find_last_of("/#") == std::string::npos ? 0 : image.find_last_of("/#") + 1);
+  base = base.substr(0, base.find_first_of(":@"));
+  if (base.ends_with(".sqsh")) base.resize(base.size() - 5);
+  std::string out;
+  for (char c : base) out += ContainerStore::is_valid_name(std::string(1, c)) ? c : '_';
+  return out.empty() ? "container" : out;
+}
+
+NamedContainer find_container(const Settings& settings, const std::string& name) {
+  auto c = ContainerStore(settings.data_path).find(name);
+  if (!c) {
+    throw Error(Errc::not_found, "no container named '" + name + "'",
+                "deepops-ctr list --containers shows them; deepops-ctr create makes one");
+  }
+  return *c;
+}
+
+}  // namespace
+
+CLI::App* add_create_command(CLI::App& app, ContainerArgs& a) {
+  auto* cmd = app.add_subcommand("create", "make a named container whose writes persist");
+  cmd->add_option("IMAGE", a.create_image, "image (as for start) to base it on")->required();
+  cmd->add_option(
+      "-n,--name", a.create_name,
+      "its name (default: the image's name, e.g. pytorch for nvcr.io/nvidia/pytorch:24.05)");
+  cmd->footer(
+      "The container keeps a hard link to the image, so `gc` never takes it away, and a "
+      "writable layer in $DEEPOPS_DATA_PATH/containers/NAME (default "
+      "~/.local/share/deepops). `start NAME` runs it (one keeper at a time), `exec NAME CMD` "
+      "joins a running one, `export NAME OUT.sqsh` saves it as a new image, `remove NAME` "
+      "deletes it.");
+  return cmd;
+}
+
+CLI::App* add_exec_command(CLI::App& app, ContainerArgs& a) {
+  auto* cmd = app.add_subcommand("exec", "run a command in a running named container");
+  cmd->prefix_command();
+  cmd->fallthrough(false);
+  cmd->add_option("-e,--env", a.exec_env, "NAME=VALUE, or NAME to pass the host's; repeatable")
+      ->allow_extra_args(false);
+  cmd->add_option("-w,--workdir", a.exec_workdir, "working directory (default: the image's)");
+  cmd->footer(
+      "Usage: deepops-ctr exec [OPTIONS] NAME COMMAND [ARG...]\n"
+      "Joins the namespaces of the container that `deepops-ctr start NAME` is running: "
+      "same mounts, same writable layer, same identity.");
+  return cmd;
+}
+
+CLI::App* add_export_command(CLI::App& app, ContainerArgs& a) {
+  auto* cmd = app.add_subcommand("export", "save a named container as a new squashfs image");
+  cmd->add_option("NAME", a.export_name, "the container")->required();
+  cmd->add_option("OUTPUT", a.export_output, "the .sqsh file to write")->required();
+  cmd->footer(
+      "The image and the container's writes, as one squashfs (zstd), with its ENV and "
+      "CMD in OUTPUT's .json beside it: `deepops-ctr start OUTPUT` runs it. The container "
+      "must not be running.");
+  return cmd;
+}
+
+int run_create(const ContainerArgs& a, const std::string& cache) {
+  Settings settings = Settings::load(process_env_lookup());
+  ResolvedImage image = resolve_image(a.create_image, cache);
+  std::string name = a.create_name.empty() ? default_container_name(a.create_image) : a.create_name;
+  auto c =
+      ContainerStore(settings.data_path).create(name, image.squashfs, a.create_image, image.config);
+  std::printf("%s\n", c.name.c_str());
+  return 0;
+}
+
+int run_exec(const ContainerArgs& a, const std::vector<std::string>& rest) {
+  std::vector<std::string> words = rest;
+  if (!words.empty() && words[0] == "--") words.erase(words.begin());
+  if (words.size() < 2) {
+    throw Error(Errc::invalid_argument, "exec: give a container name and a command",
+                "deepops-ctr exec NAME COMMAND [ARG...]");
+  }
+  const EnvLookup env = process_env_lookup();
+  Settings settings = Settings::load(env);
+  NamedContainer c = find_container(settings, words[0]);
+  if (!c.keeper) {
+    throw Error(Errc::not_found, "container '" + c.name + "' is not running",
+                "start it: deepops-ctr start " + c.name);
+  }
+  ContainerSpec spec;
+  spec.image = c.config;
+  spec.environ = settings.load_environ(env);
+  for (const auto& e : a.exec_env) apply_env_arg(spec, e);
+  std::map<std::string, std::string> host;
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv = *e;
+    if (auto eq = kv.find('='); eq != std::string::npos) host[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  ExecSpec x;
+  x.keeper = *c.keeper;
+  x.remap_root = c.remap_root;
+  x.container_name = c.name;
+  x.argv.assign(words.begin() + 1, words.end());
+  x.env = container_environment(spec, host);
+  if (c.remap_root) x.env["HOME"] = "/root";
+  x.workdir = !a.exec_workdir.empty()         ? a.exec_workdir
+              : !c.config.working_dir.empty() ? c.config.working_dir
+                                              : "/";
+  x.workdir_required = !a.exec_workdir.empty();
+  return exec_in_container(x);
+}
+
+int run_export(const ContainerArgs& a) {
+  Settings settings = Settings::load(process_env_lookup());
+  NamedContainer c = find_container(settings, a.export_name);
+  auto lock = ContainerStore(settings.data_path).lock_for_run(c);
+  ContainerSpec spec;
+  spec.squashfs = c.squashfs;
+  spec.image = c.config;
+  spec.image_name = c.image;
+  spec.persistent_dir = c.dir;
+  spec.runtime_dir = settings.runtime_path;
+  export_container(spec, a.export_output);
+  std::printf("%s\n", a.export_output.c_str());
+  return 0;
+}
+
+int run_list_containers(bool as_json) {
+  Settings settings = Settings::load(process_env_lookup());
+  auto all = ContainerStore(settings.data_path).list();
+  if (as_json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& c : all) {
+      out.push_back({{"name", c.name},
+                     {"image", c.image},
+                     {"created_at", c.created_at},
+                     {"running", c.keeper.has_value()},
+                     {"keeper_pid", c.keeper.value_or(0)},
+                     {"path", c.dir.string()}});
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
+  std::printf("%-24s  %-16s  %-20s  %s\n", "NAME", "STATE", "CREATED", "IMAGE");
+  for (const auto& c : all) {
+    std::string state = c.keeper ? "running (" + std::to_string(*c.keeper) + ")" : "stopped";
+    std::printf("%-24s  %-16s  %-20s  %s\n", c.name.c_str(), state.c_str(), c.created_at.c_str(),
+                c.image.c_str());
+  }
+  return 0;
+}
+
+bool remove_container_if_named(const std::string& name) {
+  if (!ContainerStore::is_valid_name(name)) return false;
+  Settings settings = Settings::load(process_env_lookup());
+  ContainerStore store(settings.data_path);
+  if (!store.find(name)) return false;
+  store.remove(name);
+  std::printf("removed container %s\n", name.c_str());
+  return true;
 }
 
 }  // namespace deepops::cli

@@ -26,4 +26,23 @@ CLI::App* add_start_command(CLI::App& app, StartArgs& args);
 int run_start(const StartArgs& args, const std::vector<std::string>& image_and_command,
               const std::string& cache);
 
+// Named containers: create, exec, export, and their parts of list and remove.
+struct ContainerArgs {
+  std::string create_name;
+  std::string create_image;
+  std::vector<std::string> exec_env;
+  std::string exec_workdir;
+  std::string export_name;
+  std::string export_output;
+};
+CLI::App* add_create_command(CLI::App& app, ContainerArgs& args);
+CLI::App* add_exec_command(CLI::App& app, ContainerArgs& args);
+CLI::App* add_export_command(CLI::App& app, ContainerArgs& args);
+int run_create(const ContainerArgs& args, const std::string& cache);
+int run_exec(const ContainerArgs& args, const std::vector<std::string>& name_and_command);
+int run_export(const ContainerArgs& args);
+int run_list_containers(bool as_json);
+// Removes `name` if it is a named container; false if there is none.
+bool remove_container_if_named(const std::string& name);
+
 }  // namespace deepops::cli

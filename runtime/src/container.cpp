@@ -24,10 +24,12 @@
 
 #include "admin_hooks.hpp"
 #include "deepops/error.hpp"
+#include "deepops/image_cache.hpp"
 #include "deepops/passwd.hpp"
 #include "deepops/unique_fd.hpp"
 #include "rootfs_mounter.hpp"
 #include "squashfs_mount.hpp"
+#include "tree_snapshot.hpp"
 
 extern char** environ;
 
@@ -343,6 +345,37 @@ struct Launch {
   child_fail(pipe_fd, "exec", errno);
 }
 
+int wait_forwarding_signals(pid_t child, pid_t server, const sigset_t& waited);
+CommandError failure_error(const ChildFailure& f, const Launch& l, const std::string& where);
+
+// Forks the command (its own user namespace inside, unless remapped to
+// root), passes signals on, and returns its exit status.
+int spawn_and_wait(Launch& launch, const std::string& where, pid_t server) {
+  sigset_t waited, original;
+  sigemptyset(&waited);
+  for (int sig :
+       {SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGALRM}) {
+    sigaddset(&waited, sig);
+  }
+  sigprocmask(SIG_BLOCK, &waited, &original);
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) throw sys_error("pipe", errno);
+  UniqueFd report(fds[0]), report_w(fds[1]);
+  pid_t keeper = getpid();
+  pid_t child = fork();
+  if (child < 0) throw sys_error("cannot fork the command", errno);
+  if (child == 0) exec_command(launch, report_w.get(), keeper, original);
+  report_w.reset();
+  ChildFailure failure;
+  ssize_t n;
+  while ((n = read(report.get(), &failure, sizeof(failure))) < 0 && errno == EINTR) {
+  }
+  int status = wait_forwarding_signals(child, server, waited);
+  sigprocmask(SIG_SETMASK, &original, nullptr);
+  if (n == sizeof(failure)) throw failure_error(failure, launch, where);
+  return status;
+}
+
 int wait_forwarding_signals(pid_t child, pid_t server, const sigset_t& waited) {
   for (;;) {
     siginfo_t info{};
@@ -366,10 +399,10 @@ int wait_forwarding_signals(pid_t child, pid_t server, const sigset_t& waited) {
   }
 }
 
-CommandError failure_error(const ChildFailure& f, const Launch& l, const ContainerSpec& spec) {
+CommandError failure_error(const ChildFailure& f, const Launch& l, const std::string& where) {
   std::string stage = f.stage;
   if (stage == "exec") {
-    Error e = sys_error("cannot run '" + l.argv[0] + "' in " + spec.image_name, f.err,
+    Error e = sys_error("cannot run '" + l.argv[0] + "' in " + where, f.err,
                         f.err == ENOENT ? "is it installed in the image, and on its PATH?" : "");
     return CommandError(e, f.err == ENOENT ? 127 : 126);
   }
@@ -487,29 +520,66 @@ int run_container(const ContainerSpec& spec) {
   }
   scratch.remove();
 
-  sigset_t waited, original;
-  sigemptyset(&waited);
-  for (int sig :
-       {SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGALRM}) {
-    sigaddset(&waited, sig);
+  if (spec.on_ready) spec.on_ready();
+  return spawn_and_wait(launch, spec.image_name, image.server_pid());
+}
+
+int exec_in_container(const ExecSpec& spec) {
+  const std::string what = "container '" + spec.container_name + "'";
+  const std::string proc = "/proc/" + std::to_string(spec.keeper) + "/ns/";
+  const uid_t uid = getuid();  // as the host knows us: joining changes what getuid() says
+  const gid_t gid = getgid();
+  UniqueFd user(open((proc + "user").c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd mnt(open((proc + "mnt").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!user || !mnt) throw sys_error("cannot reach the keeper of " + what, errno, "is it running?");
+  struct stat theirs {
+  }, ours{};
+  if (fstat(user.get(), &theirs) != 0 || stat("/proc/self/ns/user", &ours) != 0 ||
+      theirs.st_ino == ours.st_ino) {
+    throw Error(Errc::busy, what + " is still starting", "try again in a moment");
   }
-  sigprocmask(SIG_BLOCK, &waited, &original);
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) throw sys_error("pipe", errno);
-  UniqueFd report(fds[0]), report_w(fds[1]);
-  pid_t keeper = getpid();
-  pid_t child = fork();
-  if (child < 0) throw sys_error("cannot fork the command", errno);
-  if (child == 0) exec_command(launch, report_w.get(), keeper, original);
-  report_w.reset();
-  ChildFailure failure;
-  ssize_t n;
-  while ((n = read(report.get(), &failure, sizeof(failure))) < 0 && errno == EINTR) {
+  if (setns(user.get(), CLONE_NEWUSER) != 0) throw sys_error("cannot join " + what, errno);
+  if (setns(mnt.get(), CLONE_NEWNS) != 0) throw sys_error("cannot join " + what, errno);
+  Launch launch;
+  launch.argv = spec.argv;
+  for (const auto& [k, v] : spec.env) launch.envp.push_back(k + "=" + v);
+  launch.workdir = spec.workdir;
+  launch.workdir_required = spec.workdir_required;
+  launch.nest_user = !spec.remap_root;
+  launch.uid = spec.remap_root ? 0 : uid;
+  launch.gid = spec.remap_root ? 0 : gid;
+  return spawn_and_wait(launch, what, -1);
+}
+
+void export_container(const ContainerSpec& spec, const fs::path& out) {
+  check_squashfs_file(spec.squashfs);
+  const fs::path target = fs::absolute(out);
+  fs::path partial = target;
+  partial += ".partial";
+  ScratchDir scratch(spec.runtime_dir);
+  const HostUser user = HostUser::current();
+  enter_namespaces(spec, user);
+  const fs::path s = scratch.path();
+  if (mount("tmpfs", s.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") != 0) {
+    throw sys_error("cannot mount a tmpfs on " + s.string(), errno);
   }
-  int status = wait_forwarding_signals(child, image.server_pid(), waited);
-  sigprocmask(SIG_SETMASK, &original, nullptr);
-  if (n == sizeof(failure)) throw failure_error(failure, launch, spec);
-  return status;
+  for (const char* d : {"lower", "upper", "work", "root"}) mkdir((s / d).c_str(), 0700);
+  SquashfsMount image(spec.squashfs, s / "lower");
+  fs::path upper = spec.persistent_dir ? *spec.persistent_dir / "upper" : s / "upper";
+  fs::path work = spec.persistent_dir ? *spec.persistent_dir / "work" : s / "work";
+  mount_overlay(s / "lower", upper, work, s / "root");
+  try {
+    snapshot_to_squashfs(s / "root", partial, SquashfsOptions{});
+    fs::rename(partial, target);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(partial, ec);
+    throw;
+  }
+  CachedImage meta;
+  meta.config = spec.image;
+  meta.references = {spec.image_name};
+  ImageCache::write_beside(target, meta);
 }
 
 }  // namespace deepops

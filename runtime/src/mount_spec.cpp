@@ -2,6 +2,7 @@
 
 #include <sys/mount.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <sstream>
@@ -33,6 +34,28 @@ std::vector<std::string> split_on(std::string_view text, char sep) {
     start = end + 1;
   }
   return out;
+}
+
+// Every line, empty ones included, so that line numbers are right.
+std::vector<std::string> lines_of(std::string_view text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    out.emplace_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+// substitute_env, with the place named in its errors.
+std::string substitute_at(std::string_view text, const EnvLookup& env, const std::string& origin) {
+  try {
+    return substitute_env(text, env);
+  } catch (const Error& e) {
+    throw Error(e.code(), origin + ": " + e.what(), e.hint());
+  }
 }
 
 // Flags that mean the same in fstab(5) and mount(2); the value is what they
@@ -193,7 +216,7 @@ std::optional<MountEntry> parse_mount_line(std::string_view line, const EnvLooku
                                            const std::string& origin) {
   auto fields = split_fields(line);
   if (fields.empty() || fields[0][0] == '#') return std::nullopt;
-  for (auto& f : fields) f = substitute_env(f, env);
+  for (auto& f : fields) f = substitute_at(f, env, origin);
   MountEntry m;
   m.origin = origin;
   m.source = fields[0];
@@ -211,9 +234,13 @@ std::optional<MountEntry> parse_mount_line(std::string_view line, const EnvLooku
     m.type = "none";
   }
   if (fields.size() == 6) {
+    size_t used = 0;
     try {
-      m.order = std::stoi(fields[5]);
+      m.order = std::stoi(fields[5], &used);
     } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != fields[5].size()) {
       throw bad(origin, "fs_passno '" + fields[5] + "' is not a number");
     }
   }
@@ -225,7 +252,7 @@ std::vector<MountEntry> parse_mounts_text(std::string_view text, const EnvLookup
                                           const std::string& origin) {
   std::vector<MountEntry> out;
   int number = 0;
-  for (const auto& line : split_on(text, '\n')) {
+  for (const auto& line : lines_of(text)) {
     ++number;
     auto m = parse_mount_line(line, env, origin + ":" + std::to_string(number));
     if (m) out.push_back(std::move(*m));
@@ -240,10 +267,21 @@ MountEntry parse_mount_argument(std::string_view arg, const EnvLookup& env) {
     if (!m) throw bad(origin, "empty mount");
     return *m;
   }
-  auto parts = split_on(substitute_env(arg, env), ':');
-  if (parts.empty() || parts.size() > 3) {
-    throw bad(origin, "expected SRC[:DST[:FLAGS]]", "e.g. /data:/data:ro");
+  std::vector<std::string> parts;
+  std::string expanded = substitute_at(arg, env, origin);
+  for (size_t start = 0;;) {  // empty parts kept: ":/etc" must not become "/etc"
+    size_t colon = expanded.find(':', start);
+    parts.push_back(expanded.substr(start, colon - start));
+    if (colon == std::string::npos) break;
+    start = colon + 1;
   }
+  if (parts.size() > 3) throw bad(origin, "expected SRC[:DST[:FLAGS]]", "e.g. /data:/data:ro");
+  const char* kUnset = "an unset ${VAR} expands to nothing; e.g. /data:/data:ro";
+  if (parts[0].empty()) throw bad(origin, "SRC of SRC[:DST[:FLAGS]] (the source) is empty", kUnset);
+  if (parts.size() >= 2 && parts[1].empty())
+    throw bad(origin, "DST of SRC[:DST[:FLAGS]] (the target) is empty", kUnset);
+  if (parts.size() == 3 && parts[2].empty())
+    throw bad(origin, "FLAGS of SRC[:DST[:FLAGS]] are empty", kUnset);
   MountEntry m;
   m.origin = origin;
   m.source = parts[0];
@@ -264,7 +302,7 @@ std::vector<std::pair<std::string, std::string>> parse_environ_text(std::string_
                                                                     const std::string& origin) {
   std::vector<std::pair<std::string, std::string>> out;
   int number = 0;
-  for (const auto& raw : split_on(text, '\n')) {
+  for (const auto& raw : lines_of(text)) {
     ++number;
     std::string_view line = raw;
     while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
@@ -282,7 +320,7 @@ std::vector<std::pair<std::string, std::string>> parse_environ_text(std::string_
         value.back() == value.front()) {
       value = value.substr(1, value.size() - 2);
     }
-    out.emplace_back(std::string(line.substr(0, eq)), substitute_env(value, env));
+    out.emplace_back(std::string(line.substr(0, eq)), substitute_at(value, env, where));
   }
   return out;
 }

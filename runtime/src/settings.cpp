@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <sstream>
 
@@ -21,7 +22,12 @@ const std::vector<std::string>& known_keys() {
 
 // Enroot's cache and data folders hold other formats than ours: only keys
 // that mean the same thing are read under their ENROOT_ name.
-bool has_enroot_alias(const std::string& key) { return key != "CACHE_PATH" && key != "DATA_PATH"; }
+bool is_enroot_alias(const std::string& key) {
+  const auto& keys = known_keys();
+  if (std::find(keys.begin(), keys.end(), key) == keys.end()) return false;
+  return key != "CACHE_PATH" && key != "DATA_PATH" && key != "DRIVER_LIBRARY_DIRS" &&
+         key != "HOST_ROOT";
+}
 
 std::string read_text(const fs::path& p) {
   std::ifstream in(p);
@@ -63,10 +69,21 @@ void load_file(Settings& s, const fs::path& file, const EnvLookup& env) {
       value = line.substr(line.find_first_not_of(" \t=", sep) == std::string::npos
                               ? line.size()
                               : line.find_first_not_of(" \t=", sep));
-      while (!value.empty() && (value.back() == ' ' || value.back() == '\r')) value.pop_back();
+      while (!value.empty() &&
+             (value.back() == ' ' || value.back() == '\t' || value.back() == '\r'))
+        value.pop_back();
     }
     const std::string where = file.string() + ":" + std::to_string(number);
-    s.set(strip_prefix(key), substitute_env(value, env), where);
+    // An enroot.conf copied here may hold Enroot's own keys: those that do
+    // not mean the same for us are skipped, not errors.
+    if (key.starts_with("ENROOT_") && !is_enroot_alias(strip_prefix(key))) continue;
+    std::string expanded;
+    try {
+      expanded = substitute_env(value, env);
+    } catch (const Error& e) {
+      throw Error(e.code(), where + ": " + e.what(), e.hint());
+    }
+    s.set(strip_prefix(key), expanded, where);
   }
 }
 
@@ -76,7 +93,8 @@ fs::path home_dir(const EnvLookup& env) { return env("HOME").value_or("/"); }
 
 bool parse_bool(const std::string& value, const std::string& what) {
   std::string v = value;
-  std::transform(v.begin(), v.end(), v.begin(), ::tolower);
+  std::transform(v.begin(), v.end(), v.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (v == "1" || v == "yes" || v == "y" || v == "true" || v == "on") return true;
   if (v == "0" || v == "no" || v == "n" || v == "false" || v == "off" || v.empty()) return false;
   throw Error(Errc::invalid_argument, what + ": '" + value + "' is not yes or no");
@@ -138,8 +156,8 @@ Settings Settings::load(const EnvLookup& env) {
   for (const auto& f : files_in(s.sysconf_dir / "conf.d", ".conf")) load_file(s, f, env);
   for (const auto& key : known_keys()) {
     for (const char* prefix : {"ENROOT_", "DEEPOPS_"}) {  // DEEPOPS_ wins
-      if (prefix[0] == 'E' && !has_enroot_alias(key)) continue;
-      if (auto v = env(prefix + key)) {
+      if (prefix[0] == 'E' && !is_enroot_alias(key)) continue;
+      if (auto v = env(prefix + key); v && !v->empty()) {  // empty means unset
         s.set(key, *v, std::string("environment (") + prefix + key + ")");
       }
     }

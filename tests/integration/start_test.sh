@@ -25,7 +25,8 @@ chmod 0755 "$work"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/cache" "$work/conf" "$work/runtime" "$work/shared"
 chmod 0700 "$work/runtime"
-chown "$USER_NAME:" "$work/cache" "$work/runtime" "$work/shared"
+mkdir -p "$work/data"
+chown "$USER_NAME:" "$work/cache" "$work/runtime" "$work/shared" "$work/data"
 
 failures=0
 pass() { echo "PASS $*"; }
@@ -42,7 +43,7 @@ as_user() {
     shift
   done
   "$LAB" run --name main -- env DEEPOPS_CACHE_PATH="$work/cache" DEEPOPS_RUNTIME_PATH="$work/runtime" \
-    DEEPOPS_SYSCONF_DIR="$work/conf" "${vars[@]}" "$CTR" "$@"
+    DEEPOPS_DATA_PATH="$work/data" DEEPOPS_SYSCONF_DIR="$work/conf" "${vars[@]}" "$CTR" "$@"
 }
 # expect NAME WANT COMMAND...: the command's stdout (trimmed) must equal WANT.
 expect() {
@@ -194,6 +195,29 @@ expect_fail "... and its output is shown" "license server unreachable" as_user s
 printf '#!/bin/sh\necho "/tmp /../../etc none bind" >>"$ENROOT_MOUNTS"\n' >"$work/conf/hooks.d/20-license.sh"
 expect_fail "'..' in a hook's mounts is rejected" "contains '..'" as_user start "$IMG" true
 rm -r "$work/conf/hooks.d"
+
+# ---- named containers: create, persistent writes, exec, export, remove
+expect "create prints the name" "dev" as_user create --name dev "$IMG"
+expect_fail "create refuses a taken name" "exists" as_user create --name dev "$IMG"
+expect_fail "create refuses a bad name" "invalid container name" as_user create --name ../x "$IMG"
+as_user start dev sh -c 'echo kept >/etc/state' >/dev/null
+expect "a named container keeps its writes" "kept" as_user start dev cat /etc/state
+as_user start dev sh -c 'echo inside >/tmp/marker; echo ready; exec sleep 30' >"$work/named.out" &
+named=$!
+for _ in $(seq 200); do grep -q ready "$work/named.out" 2>/dev/null && break; sleep 0.05; done
+expect "list --containers shows it running" "running" bash -c "'$LAB' run --name main -- env DEEPOPS_DATA_PATH='$work/data' '$CTR' list --containers --json | python3 -c 'import json,sys; print([\"stopped\",\"running\"][json.load(sys.stdin)[0][\"running\"]])'"
+expect "exec joins the running container (its /tmp, its writes)" "inside kept $USER_UID" as_user exec dev sh -c 'echo $(cat /tmp/marker) $(cat /etc/state) $(id -u)'
+expect_fail "a second start of a running container points to exec" "deepops-ctr exec dev" as_user start dev true
+expect_fail "remove refuses a running container" "is running" as_user remove dev
+pkill -TERM -u "$USER_NAME" -f 'sleep 30' || true
+wait "$named" || true
+expect_fail "exec into a stopped container says so" "is not running" as_user exec dev true
+expect "export writes a new image" "$work/shared/dev.sqsh" as_user export dev "$work/shared/dev.sqsh"
+expect "the exported image has the writes" "kept" as_user start "$work/shared/dev.sqsh" cat /etc/state
+expect "remove deletes it" "removed container dev" as_user remove dev
+if [[ -z $(ls -A "$work/data/containers") ]]; then pass "nothing of it is left"; else
+  fail "left in the data folder: $(ls -A "$work/data/containers")"
+fi
 
 # ---- exit status and signals
 as_user start "$IMG" sh -c 'exit 7' && rc=0 || rc=$?

@@ -1,6 +1,9 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -43,6 +46,9 @@ struct ContainerSpec {
   std::filesystem::path runtime_dir;
   // Named containers: the overlay's upper layer lives here across starts.
   std::optional<std::filesystem::path> persistent_dir;
+  // Called in the keeper once the container is ready, just before the
+  // command starts (the keeper's root is the container's by then).
+  std::function<void()> on_ready;
 };
 
 // The command could not be started inside a container that was set up:
@@ -60,6 +66,23 @@ class CommandError : public Error {
 // status (128+N when killed by signal N). Must be called from a
 // single-threaded process: it creates user and mount namespaces.
 int run_container(const ContainerSpec& spec);
+
+// Runs another command in a running container, by joining its keeper's
+// namespaces: `deepops-ctr exec`.
+struct ExecSpec {
+  pid_t keeper = 0;
+  bool remap_root = false;  // how the keeper was started
+  std::vector<std::string> argv;
+  std::map<std::string, std::string> env;
+  std::string workdir = "/";
+  bool workdir_required = false;
+  std::string container_name;  // for messages
+};
+int exec_in_container(const ExecSpec& spec);
+
+// Writes the container's root (image plus writable layer) to a new squashfs
+// at `out`, with the image's metadata beside it (see ImageCache::write_beside).
+void export_container(const ContainerSpec& spec, const std::filesystem::path& out);
 
 // $DEEPOPS_RUNTIME_PATH, else ${XDG_RUNTIME_DIR}/deepops, else /tmp/deepops-<uid>.
 std::filesystem::path default_runtime_dir();
