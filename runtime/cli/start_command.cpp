@@ -168,6 +168,7 @@ int run_start(const StartArgs& a, const std::vector<std::string>& rest, const st
   spec.environ = settings.load_environ(env);
   for (const auto& e : a.env) apply_env_arg(spec, e);
   spec.runtime_dir = settings.runtime_path;
+  spec.overlay = settings.overlay;
   spec.hooks = settings.hooks();
   spec.host.root = settings.host_root;
   spec.host.library_dirs = settings.driver_library_dirs;
@@ -303,6 +304,7 @@ int run_export(const ContainerArgs& a) {
   spec.image_name = c.image;
   spec.persistent_dir = c.dir;
   spec.runtime_dir = settings.runtime_path;
+  spec.overlay = settings.overlay;
   export_container(spec, a.export_output);
   std::printf("%s\n", a.export_output.c_str());
   return 0;

@@ -27,6 +27,7 @@
 #include "deepops/image_cache.hpp"
 #include "deepops/passwd.hpp"
 #include "deepops/unique_fd.hpp"
+#include "overlay_mount.hpp"
 #include "rootfs_mounter.hpp"
 #include "squashfs_mount.hpp"
 #include "tree_snapshot.hpp"
@@ -138,17 +139,6 @@ void bring_up_loopback() {
   ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
   if (ioctl(sock.get(), SIOCSIFFLAGS, &ifr) != 0) {
     throw sys_error("cannot bring up the loopback interface of the new network namespace", errno);
-  }
-}
-
-void mount_overlay(const fs::path& lower, const fs::path& upper, const fs::path& work,
-                   const fs::path& target) {
-  std::string opts = "lowerdir=" + lower.string() + ",upperdir=" + upper.string() +
-                     ",workdir=" + work.string() +
-                     ",userxattr";  // trusted.* xattrs are out of reach in a user namespace
-  if (mount("overlay", target.c_str(), "overlay", MS_NOSUID, opts.c_str()) != 0) {
-    throw sys_error("cannot mount the overlay over the image", errno,
-                    "`deepops-ctr check` tests overlayfs in a user namespace (Linux >= 5.11)");
   }
 }
 
@@ -499,7 +489,7 @@ int run_container(const ContainerSpec& spec) {
     upper = *spec.persistent_dir / "upper";
     work = *spec.persistent_dir / "work";
   }
-  mount_overlay(s / "lower", upper, work, s / "root");
+  OverlayMount overlay(s / "lower", upper, work, s / "root", spec.overlay);
 
   RootfsMounter rootfs(s / "root");
   mount_system(rootfs, spec, s, user, launch.uid, launch.gid);
@@ -567,7 +557,7 @@ void export_container(const ContainerSpec& spec, const fs::path& out) {
   SquashfsMount image(spec.squashfs, s / "lower");
   fs::path upper = spec.persistent_dir ? *spec.persistent_dir / "upper" : s / "upper";
   fs::path work = spec.persistent_dir ? *spec.persistent_dir / "work" : s / "work";
-  mount_overlay(s / "lower", upper, work, s / "root");
+  OverlayMount overlay(s / "lower", upper, work, s / "root", spec.overlay);
   try {
     snapshot_to_squashfs(s / "root", partial, SquashfsOptions{});
     fs::rename(partial, target);

@@ -15,8 +15,9 @@ namespace {
 
 const std::vector<std::string>& known_keys() {
   static const std::vector<std::string> keys = {
-      "RUNTIME_PATH", "CACHE_PATH",      "DATA_PATH",    "CONFIG_PATH",         "MOUNT_HOME",
-      "REMAP_ROOT",   "ROOTFS_WRITABLE", "RESTRICT_DEV", "DRIVER_LIBRARY_DIRS", "HOST_ROOT"};
+      "RUNTIME_PATH",        "CACHE_PATH", "DATA_PATH",       "CONFIG_PATH",
+      "MOUNT_HOME",          "REMAP_ROOT", "ROOTFS_WRITABLE", "RESTRICT_DEV",
+      "DRIVER_LIBRARY_DIRS", "HOST_ROOT",  "OVERLAY"};
   return keys;
 }
 
@@ -26,7 +27,7 @@ bool is_enroot_alias(const std::string& key) {
   const auto& keys = known_keys();
   if (std::find(keys.begin(), keys.end(), key) == keys.end()) return false;
   return key != "CACHE_PATH" && key != "DATA_PATH" && key != "DRIVER_LIBRARY_DIRS" &&
-         key != "HOST_ROOT";
+         key != "HOST_ROOT" && key != "OVERLAY";
 }
 
 std::string read_text(const fs::path& p) {
@@ -124,6 +125,12 @@ void Settings::set(const std::string& key, const std::string& value, const std::
     std::string dir;
     while (std::getline(ss, dir, ':')) {
       if (!dir.empty()) driver_library_dirs.push_back(dir);
+    }
+  } else if (key == "OVERLAY") {
+    try {
+      overlay = parse_overlay_kind(value);
+    } catch (const Error& e) {
+      throw Error(Errc::invalid_argument, where + ": " + e.what());
     }
   } else if (key == "HOST_ROOT") {
     host_root = value.empty() ? "/" : value;

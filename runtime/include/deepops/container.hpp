@@ -13,6 +13,7 @@
 #include "deepops/hooks.hpp"
 #include "deepops/manifest.hpp"
 #include "deepops/mount_spec.hpp"
+#include "deepops/overlay_kind.hpp"
 
 namespace deepops {
 
@@ -32,6 +33,7 @@ struct ContainerSpec {
   bool remap_root = false;  // run as uid 0 inside (still the caller outside)
   bool mount_home = false;
   bool restrict_dev = false;  // a minimal /dev instead of the host's
+  OverlayKind overlay = OverlayKind::automatic;
   bool unshare_net = false, unshare_ipc = false, unshare_uts = false;
   std::vector<MountEntry> mounts;  // after the system mounts, in this order
   std::vector<std::pair<std::string, std::string>> environ;  // from environ files

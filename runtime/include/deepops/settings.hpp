@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "deepops/mount_spec.hpp"
+#include "deepops/overlay_kind.hpp"
 
 namespace deepops {
 
@@ -27,6 +28,7 @@ struct Settings {
   bool remap_root = false;
   bool rootfs_writable = false;
   bool restrict_dev = false;
+  OverlayKind overlay = OverlayKind::automatic;  // OVERLAY: auto, kernel or fuse
   // Folders searched for the NVIDIA driver's libraries (colon-separated);
   // empty: the host's ld.so cache and the usual folders.
   std::vector<std::string> driver_library_dirs;
