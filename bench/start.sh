@@ -103,6 +103,10 @@ work=$(mktemp -d /var/tmp/deepops-bench-start.XXXXXX)
 CTR=$work/deepops-ctr
 CACHE=$work/cache
 cp "$CTR_SRC" "$CTR"
+# deepops-ctr hands `import` to deepops-ctr-import, which it looks for beside itself.
+if [[ -x $(dirname "$CTR_SRC")/deepops-ctr-import ]]; then
+  cp "$(dirname "$CTR_SRC")/deepops-ctr-import" "$work/deepops-ctr-import"
+fi
 mkdir -p "$work/lower" "$work/ovl"
 chown -R "$LAB_USER:" "$work"
 chmod 0700 "$work"

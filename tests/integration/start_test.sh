@@ -81,6 +81,12 @@ expect "--rw root takes writes" "yes" as_user start --rw "$IMG" sh -c 'echo x >/
 expect "writes are gone after exit" "absent" as_user start --rw "$IMG" sh -c 'test -e /newfile && echo present || echo absent'
 expect "/tmp is writable in a read-only root" "ok" as_user start "$IMG" sh -c 'touch /tmp/x && echo ok'
 
+# ---- fuse-overlayfs, for kernels without overlay in a user namespace
+expect "OVERLAY=fuse: fuse-overlayfs carries the root" "fuse.fuse-overlayfs" as_user DEEPOPS_OVERLAY=fuse start "$IMG" sh -c 'grep " / " /proc/self/mounts | cut -d" " -f3'
+expect_fail "OVERLAY=fuse: read-only still refuses writes" "Read-only file system" as_user DEEPOPS_OVERLAY=fuse start "$IMG" touch /newfile
+expect "OVERLAY=fuse: --rw takes writes" "yes" as_user DEEPOPS_OVERLAY=fuse start --rw "$IMG" sh -c 'echo x >/newfile && test -f /newfile && echo yes'
+expect_fail "a bad OVERLAY value names itself" "is not auto, kernel or fuse" as_user DEEPOPS_OVERLAY=zfs start "$IMG" true
+
 # ---- remap-root and a bind-mounted host folder
 as_user start --rw -r -m "$work/shared:/shared" "$IMG" sh -c 'touch /shared/made-by-root' || true
 owner=$(stat -c %U "$work/shared/made-by-root" 2>/dev/null || echo missing)
@@ -259,7 +265,7 @@ if "$LAB" run --name main -- env DEEPOPS_CACHE_PATH="$work/cache" DEEPOPS_RUNTIM
 else
   fail "a start in the loop of 500 failed"
 fi
-leftover_procs=$(pgrep -u "$USER_NAME" -f 'deepops-sqfs|deepops-ctr' || true)
+leftover_procs=$(pgrep -u "$USER_NAME" -f 'deepops-sqfs|deepops-ctr|fuse-overlayfs' || true)
 leftover_dirs=$(ls -A "$work/runtime")
 mounts_after=$(wc -l </proc/self/mountinfo)
 if [[ -z $leftover_procs && -z $leftover_dirs && $mounts_before == "$mounts_after" ]]; then
