@@ -172,6 +172,7 @@ int run_start(const StartArgs& a, const std::vector<std::string>& rest, const st
   spec.hooks = settings.hooks();
   spec.host.root = settings.host_root;
   spec.host.library_dirs = settings.driver_library_dirs;
+  spec.host.slurm_tmpfs = settings.slurm_tmpfs;
   if (!named) return run_container(spec);
   // A named container keeps its writes: that is what it is for.
   spec.writable = !a.readonly;

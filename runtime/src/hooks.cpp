@@ -354,6 +354,17 @@ HookPlan plan_pmix(const HostView& host, const Environment& env) {
       !env.contains("PMIX_NAMESPACE")) {
     return plan;
   }
+  // Slurm's PMIx plugin names a folder in its TmpFS as the job's PMIx
+  // tmpdir, and OpenMPI makes its session directory (shared-memory backing
+  // files included) there: the tasks of a node must share the host's.
+  std::string tmpfs = host.slurm_tmpfs;
+  if (auto n = tmpfs.find("%n"); n != std::string::npos) {
+    tmpfs.replace(n, 2, env_or(env, "SLURMD_NODENAME", ""));
+  }
+  if (env.contains("SLURM_JOB_ID") && !tmpfs.empty() && tmpfs[0] == '/' &&
+      tmpfs.find("..") == std::string::npos) {
+    add_if_exists(plan, host, tmpfs, false);
+  }
   // The image's PMIx may be another version than Slurm's: the shared-memory
   // data store and the old usock transport are where versions disagree.
   if (!env.contains("PMIX_MCA_gds")) plan.env["PMIX_MCA_gds"] = "hash";

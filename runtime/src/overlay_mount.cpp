@@ -41,6 +41,12 @@ std::string find_in_path(const std::string& name) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
+  // Ctrl-C on a terminal, or `timeout`, signals the whole process group: the
+  // server must outlive the command, and dies with the keeper (PDEATHSIG).
+  setpgid(0, 0);
+  for (int sig : {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGTSTP, SIGTTIN, SIGTTOU, SIGPIPE}) {
+    signal(sig, SIG_IGN);
+  }
   if (dup2(fuse_fd, 3) < 0) _exit(127);
   // fuse-overlayfs 1.10 prints option notes on every start; its failures show
   // in the container as I/O errors anyway.

@@ -17,7 +17,7 @@ const std::vector<std::string>& known_keys() {
   static const std::vector<std::string> keys = {
       "RUNTIME_PATH",        "CACHE_PATH", "DATA_PATH",       "CONFIG_PATH",
       "MOUNT_HOME",          "REMAP_ROOT", "ROOTFS_WRITABLE", "RESTRICT_DEV",
-      "DRIVER_LIBRARY_DIRS", "HOST_ROOT",  "OVERLAY"};
+      "DRIVER_LIBRARY_DIRS", "HOST_ROOT",  "OVERLAY",         "SLURM_TMPFS"};
   return keys;
 }
 
@@ -27,7 +27,7 @@ bool is_enroot_alias(const std::string& key) {
   const auto& keys = known_keys();
   if (std::find(keys.begin(), keys.end(), key) == keys.end()) return false;
   return key != "CACHE_PATH" && key != "DATA_PATH" && key != "DRIVER_LIBRARY_DIRS" &&
-         key != "HOST_ROOT" && key != "OVERLAY";
+         key != "HOST_ROOT" && key != "OVERLAY" && key != "SLURM_TMPFS";
 }
 
 std::string read_text(const fs::path& p) {
@@ -132,6 +132,8 @@ void Settings::set(const std::string& key, const std::string& value, const std::
     } catch (const Error& e) {
       throw Error(Errc::invalid_argument, where + ": " + e.what());
     }
+  } else if (key == "SLURM_TMPFS") {
+    slurm_tmpfs = value.empty() ? "/tmp" : value;
   } else if (key == "HOST_ROOT") {
     host_root = value.empty() ? "/" : value;
   } else {

@@ -55,6 +55,12 @@ fuse_lowlevel_ops squashfs_ops() {
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
   prctl(PR_SET_NAME, "deepops-sqfs");
+  // Ctrl-C on a terminal, or `timeout`, signals the whole process group: the
+  // server must outlive the command, and dies with the keeper (PDEATHSIG).
+  setpgid(0, 0);
+  for (int sig : {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGTSTP, SIGTTIN, SIGTTOU, SIGPIPE}) {
+    signal(sig, SIG_IGN);
+  }
   if (dup2(fuse_fd, kFuseFd) < 0 || dup2(ll->fs.fd, kImageFd) < 0) _exit(1);
   ll->fs.fd = kImageFd;
   syscall(SYS_close_range, kImageFd + 1, ~0U, 0);

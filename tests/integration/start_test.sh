@@ -7,16 +7,20 @@
 #  - security: /etc/shadow stays unreadable through any mount, setuid bits in
 #    an image grant nothing, '..' and symlinks cannot lead mounts out;
 #  - environment, workdir, mounts.d/environ.d and settings precedence;
+#  - hooks: GPU and InfiniBand on a fixture host, hooks.d, and PMIx for real:
+#    an OpenMPI job across two Slurm nodes with every rank in a container;
+#  - named containers: create, persistent writes, exec, export, remove;
 #  - exit codes and signals; 500 starts leave no mount, process or folder.
 #
-# Usage: start_test.sh DEEPOPS_CTR
+# Usage: start_test.sh DEEPOPS_CTR MPI_HELLO  (DEEPOPS_TEST_LAB: another lab than main)
 # shellcheck disable=SC2016 # the single-quoted commands run in the container
 set -euo pipefail
 CTR=$(readlink -f "$1")
+MPI_HELLO=$(readlink -f "$2")
 HERE=$(cd "$(dirname "$0")" && pwd)
 LAB=$HERE/../lab/lab
-# shellcheck disable=SC1091
-source /var/lib/deepops-lab/main/env
+# shellcheck disable=SC1090,SC1091
+source "/var/lib/deepops-lab/${DEEPOPS_TEST_LAB:-main}/env"
 USER_NAME=$DEEPOPS_LAB_USER
 USER_UID=$(id -u "$USER_NAME")
 USER_GID=$(id -g "$USER_NAME")
@@ -42,7 +46,7 @@ as_user() {
     vars+=("$1")
     shift
   done
-  "$LAB" run --name main -- env DEEPOPS_CACHE_PATH="$work/cache" DEEPOPS_RUNTIME_PATH="$work/runtime" \
+  "$LAB" run --name "${DEEPOPS_TEST_LAB:-main}" -- env DEEPOPS_CACHE_PATH="$work/cache" DEEPOPS_RUNTIME_PATH="$work/runtime" \
     DEEPOPS_DATA_PATH="$work/data" DEEPOPS_SYSCONF_DIR="$work/conf" "${vars[@]}" "$CTR" "$@"
 }
 # expect NAME WANT COMMAND...: the command's stdout (trimmed) must equal WANT.
@@ -138,6 +142,12 @@ printf '# site settings\nSITE_GREETING="hello ${USER}"\n' >"$work/conf/environ.d
 expect "environ.d files apply, with \${VAR}" "hello $USER_NAME" as_user start "$IMG" sh -c 'echo $SITE_GREETING'
 expect "--env beats environ.d" "mine" as_user start -e SITE_GREETING=mine "$IMG" sh -c 'echo $SITE_GREETING'
 expect "--workdir" "/etc" as_user start -w /etc "$IMG" pwd
+expect "--entrypoint runs before the command" "from entrypoint" as_user start --entrypoint /bin/echo "$IMG" from entrypoint
+expect "--unshare net: a network namespace with only lo" "lo" as_user start --unshare net "$IMG" sh -c 'tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "'
+expect "/etc/hostname is the host's" "$(hostname)" as_user start "$IMG" cat /etc/hostname
+if [[ -e /etc/localtime ]]; then
+  expect "/etc/localtime is the host's" "$(sha256sum </etc/localtime | cut -c1-16)" as_user start "$IMG" sh -c 'sha256sum </etc/localtime | cut -c1-16'
+fi
 expect_fail "missing --workdir is an error" "working directory /nope" as_user start -w /nope "$IMG" true
 echo "tmpfs /scratch tmpfs size=1m,x-create=dir" >"$work/conf/mounts.d/scratch.fstab"
 expect "mounts.d entries apply" "tmpfs" as_user start "$IMG" sh -c 'grep " /scratch " /proc/self/mounts | cut -d" " -f3'
@@ -182,6 +192,18 @@ expect_fail "GPU hook: a GPU the job was not given is refused" "was not given" \
   hooked SLURM_JOB_ID=7 SLURM_STEP_GPUS=1 start --restrict-dev -e NVIDIA_VISIBLE_DEVICES=0 "$IMG" true
 expect "InfiniBand hook: only the chosen device's nodes" "/dev/infiniband/rdma_cm /dev/infiniband/uverbs1" \
   hooked start --restrict-dev -e MELLANOX_VISIBLE_DEVICES=1 "$IMG" sh -c 'echo /dev/infiniband/*'
+
+# ---- PMIx: srun --mpi=pmix, each rank in a container of the Debian+OpenMPI image
+MPI_IMG=$DEEPOPS_LAB_REGISTRY/deepops/debian-openmpi
+as_user import -q --allow-http "$DEEPOPS_LAB_REGISTRY" "$MPI_IMG" >/dev/null
+install -m 0755 "$MPI_HELLO" "$work/shared/mpi_hello"
+# OpenMPI's vader transport cannot share /dev/shm between loopback nodes (LAB.md).
+mpi_out=$("$LAB" run --name "${DEEPOPS_TEST_LAB:-main}" -- env DEEPOPS_CACHE_PATH="$work/cache" DEEPOPS_RUNTIME_PATH="$work/runtime" \
+  DEEPOPS_SYSCONF_DIR="$work/conf" DEEPOPS_SLURM_TMPFS="$DEEPOPS_LAB/slurm/tmp/%n" OMPI_MCA_btl='^vader' \
+  timeout 120 srun -N2 --mpi=pmix "$CTR" start -m "$work/shared/mpi_hello:/usr/local/bin/mpi_hello" "$MPI_IMG" mpi_hello 2>&1 || true)
+if [[ $(grep -c 'sum of ranks 1$' <<<"$mpi_out") == 2 ]]; then pass "PMIx: an MPI all-reduce across 2 nodes, ranks in containers"; else
+  fail "PMIx MPI job: $(head -c 600 <<<"$mpi_out")"
+fi
 
 # ---- admin hooks (hooks.d)
 mkdir -p "$work/conf/hooks.d"
@@ -233,14 +255,25 @@ if [[ $rc == 127 ]]; then pass "a missing command exits 127"; else fail "missing
 as_user start "$IMG" sh -c 'echo ready; exec sleep 60' >"$work/sig.out" &
 keeper=$!
 for _ in $(seq 100); do grep -q ready "$work/sig.out" 2>/dev/null && break; sleep 0.05; done
-kill -TERM "$(pgrep -u "$USER_NAME" -f '^/.*deepops-ctr start' | head -1)"
+# The oldest match is the keeper; the squashfs server is its child.
+kill -TERM "$(pgrep -o -u "$USER_NAME" -f '^/.*deepops-ctr start')"
 wait "$keeper" && rc=0 || rc=$?
 if [[ $rc == 143 ]]; then pass "SIGTERM reaches the command (exit 143)"; else fail "SIGTERM: exit $rc, want 143"; fi
+
+# A terminal's Ctrl-C (or timeout) signals the whole process group: the
+# command stops, and the container's servers wait for it rather than die first.
+"$LAB" run --name "${DEEPOPS_TEST_LAB:-main}" -- env DEEPOPS_CACHE_PATH="$work/cache" DEEPOPS_RUNTIME_PATH="$work/runtime" \
+  timeout -s INT 2 "$CTR" start "$IMG" sh -c 'trap "echo interrupted; kill \$!; exit 3" INT; sleep 30 & wait' >"$work/int.out" 2>"$work/int.err" || true
+if grep -q interrupted "$work/int.out" && ! grep -q 'server.*died' "$work/int.err"; then
+  pass "Ctrl-C to the process group reaches the command, not the servers"
+else
+  fail "group SIGINT: out '$(cat "$work/int.out")', err '$(head -c 300 "$work/int.err")'"
+fi
 
 as_user start "$IMG" sh -c 'echo ready; exec sleep 61' >"$work/kill.out" &
 keeper=$!
 for _ in $(seq 100); do grep -q ready "$work/kill.out" 2>/dev/null && break; sleep 0.05; done
-kill -KILL "$(pgrep -u "$USER_NAME" -f '^/.*deepops-ctr start' | head -1)"
+kill -KILL "$(pgrep -o -u "$USER_NAME" -f '^/.*deepops-ctr start')"
 wait "$keeper" || true
 for _ in $(seq 100); do pgrep -u "$USER_NAME" -f 'sleep 61|deepops-sqfs' >/dev/null || break; sleep 0.05; done
 if pgrep -u "$USER_NAME" -f 'sleep 61|deepops-sqfs' >/dev/null; then
@@ -259,7 +292,7 @@ chmod "$fuse_mode" /dev/fuse
 # ---- 500 starts leave nothing behind
 mounts_before=$(wc -l </proc/self/mountinfo)
 as_user start "$IMG" true >/dev/null
-if "$LAB" run --name main -- env DEEPOPS_CACHE_PATH="$work/cache" DEEPOPS_RUNTIME_PATH="$work/runtime" \
+if "$LAB" run --name "${DEEPOPS_TEST_LAB:-main}" -- env DEEPOPS_CACHE_PATH="$work/cache" DEEPOPS_RUNTIME_PATH="$work/runtime" \
   DEEPOPS_SYSCONF_DIR="$work/conf" bash -c 'for i in $(seq 500); do "$0" start "$1" true || exit 1; done' "$CTR" "$IMG"; then
   pass "500 starts in a row succeeded"
 else

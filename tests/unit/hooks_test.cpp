@@ -235,6 +235,18 @@ TEST_F(HooksTest, PmixSocketsAndVersionSafeSettings) {
   EXPECT_TRUE(plan_pmix(host_, {{"PMIX_SERVER_TMPDIR", "/a/../etc"}}).binds.empty());
 }
 
+TEST_F(HooksTest, PmixSharesSlurmsTmpFsWithTheNodesTasks) {
+  host_.slurm_tmpfs = "/var/slurm/tmp/%n";
+  fs::create_directories(path("/var/slurm/tmp/node7"));
+  HookPlan p = plan_pmix(host_, {{"PMIX_NAMESPACE", "slurm.pmix.42.3"},
+                                 {"SLURM_JOB_ID", "42"},
+                                 {"SLURMD_NODENAME", "node7"}});
+  EXPECT_TRUE(binds(p, "/var/slurm/tmp/node7"));
+  EXPECT_TRUE(
+      plan_pmix(host_, {{"SLURM_JOB_ID", "42"}, {"SLURMD_NODENAME", "node8"}}).binds.empty());
+  EXPECT_TRUE(plan_pmix(host_, {{"PMIX_NAMESPACE", "x"}}).binds.empty());  // not under Slurm
+}
+
 TEST(LdconfigTest, FoldersOfTheCache) {
   const char* text =
       "1234 libs found in cache `/etc/ld.so.cache'\n"

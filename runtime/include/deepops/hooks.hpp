@@ -14,6 +14,9 @@ struct HostView {
   // Folders searched for driver libraries, relative to root; empty: the
   // folders of the host's ld.so cache (ldconfig -p) and the usual ones.
   std::vector<std::string> library_dirs;
+  // Slurm's TmpFS (slurm.conf), where its PMIx plugin has OpenMPI put each
+  // step's session folder (spmix_appdir_*); "%n" stands for the node name.
+  std::string slurm_tmpfs = "/tmp";
 
   std::filesystem::path host(const std::string& absolute) const;  // root + path
 };
@@ -54,8 +57,9 @@ HookPlan plan_gpu(const HostView& host, const Environment& env);
 // rdma_cm, and /sys/class/infiniband{,_verbs} views showing just them.
 HookPlan plan_infiniband(const HostView& host, const Environment& env);
 
-// PMIx/PMI2 from Slurm: the PMIx server's socket folder, and settings that
-// let the image's PMIx client talk to the host's server.
+// PMIx/PMI2 from Slurm: the PMIx server's socket folder, Slurm's TmpFS
+// (where OpenMPI puts its session folder; shared by the node's tasks), and
+// settings that let the image's PMIx client talk to the host's server.
 HookPlan plan_pmix(const HostView& host, const Environment& env);
 
 // The driver libraries for a capability list ("compute,utility", "all").

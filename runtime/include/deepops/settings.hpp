@@ -34,6 +34,8 @@ struct Settings {
   std::vector<std::string> driver_library_dirs;
   // Where the native hooks see the host ("/"); tests use a fixture tree.
   std::filesystem::path host_root = "/";
+  // Slurm's TmpFS, for the PMIx hook ("%n": the node name).
+  std::string slurm_tmpfs = "/tmp";
 
   // Where each key's value came from ("default", "/etc/deepops/deepops.conf:3",
   // "environment (ENROOT_REMAP_ROOT)"), for `deepops-ctr config`.
