@@ -205,6 +205,12 @@ if [[ $(grep -c 'sum of ranks 1$' <<<"$mpi_out") == 2 ]]; then pass "PMIx: an MP
   fail "PMIx MPI job: $(head -c 600 <<<"$mpi_out")"
 fi
 
+# The GPU hook refreshes the image's ld.so cache: a real ELF stands in for libcuda.
+gcc -shared -Wl,-soname,libcuda.so.1 -o "$fx/usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15" -x c /dev/null
+expect "GPU hook: ldconfig inside finds the driver's libcuda.so.1" "libcuda.so.1" \
+  hooked start --restrict-dev -e NVIDIA_VISIBLE_DEVICES=all -e NVIDIA_DRIVER_CAPABILITIES=compute "$MPI_IMG" \
+  sh -c 'ldconfig -p | grep -o "libcuda.so.1 " | head -1 | tr -d " "'
+
 # ---- admin hooks (hooks.d)
 mkdir -p "$work/conf/hooks.d"
 cat >"$work/conf/hooks.d/10-site.sh" <<'HOOK'
