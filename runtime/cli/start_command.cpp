@@ -276,17 +276,12 @@ int run_exec(const ContainerArgs& a, const std::vector<std::string>& rest) {
   spec.image = c.config;
   spec.environ = settings.load_environ(env);
   for (const auto& e : a.exec_env) apply_env_arg(spec, e);
-  std::map<std::string, std::string> host;
-  for (char** e = environ; e && *e; ++e) {
-    std::string kv = *e;
-    if (auto eq = kv.find('='); eq != std::string::npos) host[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
   ExecSpec x;
   x.keeper = *c.keeper;
   x.remap_root = c.remap_root;
   x.container_name = c.name;
   x.argv.assign(words.begin() + 1, words.end());
-  x.env = container_environment(spec, host);
+  x.env = container_environment(spec, host_environment());
   if (c.remap_root) x.env["HOME"] = "/root";
   x.workdir = !a.exec_workdir.empty()         ? a.exec_workdir
               : !c.config.working_dir.empty() ? c.config.working_dir

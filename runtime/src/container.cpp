@@ -404,6 +404,8 @@ CommandError failure_error(const ChildFailure& f, const Launch& l, const std::st
   return CommandError(sys_error("cannot start the command (" + stage + ")", f.err), 126);
 }
 
+}  // namespace
+
 std::map<std::string, std::string> host_environment() {
   std::map<std::string, std::string> out;
   for (char** e = environ; e && *e; ++e) {
@@ -413,8 +415,6 @@ std::map<std::string, std::string> host_environment() {
   }
   return out;
 }
-
-}  // namespace
 
 fs::path default_runtime_dir() {
   if (const char* p = std::getenv("DEEPOPS_RUNTIME_PATH"); p && *p) return p;

@@ -89,6 +89,9 @@ void export_container(const ContainerSpec& spec, const std::filesystem::path& ou
 // $DEEPOPS_RUNTIME_PATH, else ${XDG_RUNTIME_DIR}/deepops, else /tmp/deepops-<uid>.
 std::filesystem::path default_runtime_dir();
 
+// This process's environment as a map.
+std::map<std::string, std::string> host_environment();
+
 // The argv that runs: ENTRYPOINT + (command or CMD), Docker's rules.
 std::vector<std::string> container_argv(const ContainerSpec& spec);
 
