@@ -387,9 +387,11 @@ int main(int argc, char** argv) {
     if (!e.hint().empty()) std::fprintf(stderr, "deepops-ctr: hint: %s\n", e.hint().c_str());
     return e.exit_status();
   } catch (const Error& e) {
-    std::fprintf(stderr, "\ndeepops-ctr: error: %s\n", e.what());
+    // After an import's progress line, start on a fresh line.
+    std::fprintf(stderr, "%sdeepops-ctr: error: %s\n", *imp ? "\n" : "", e.what());
     if (!e.hint().empty()) std::fprintf(stderr, "deepops-ctr: hint: %s\n", e.hint().c_str());
-    return 1;
+    // As docker and podman do: 125 says the container, not the command, failed.
+    return *start || *exec ? 125 : 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "\ndeepops-ctr: internal error: %s\n", e.what());
     return 1;

@@ -258,6 +258,8 @@ as_user start "$IMG" sh -c 'exit 7' && rc=0 || rc=$?
 if [[ $rc == 7 ]]; then pass "exit status is propagated"; else fail "exit status $rc, want 7"; fi
 as_user start "$IMG" /no/such/command 2>/dev/null && rc=0 || rc=$?
 if [[ $rc == 127 ]]; then pass "a missing command exits 127"; else fail "missing command: exit $rc"; fi
+as_user start -m /no/such/source:/x "$IMG" true 2>/dev/null && rc=0 || rc=$?
+if [[ $rc == 125 ]]; then pass "a container that cannot start exits 125"; else fail "failed start: exit $rc, want 125"; fi
 as_user start "$IMG" sh -c 'echo ready; exec sleep 60' >"$work/sig.out" &
 keeper=$!
 for _ in $(seq 100); do grep -q ready "$work/sig.out" 2>/dev/null && break; sleep 0.05; done
