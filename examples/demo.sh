@@ -74,7 +74,7 @@ What exists today, and what does not yet:
   done     deepops-ctr import/list/remove/gc: registry (mirrors, TLS, auth), OCI layout or
            archive, or docker-archive -> one verified squashfs in a cache; 3.2 GB in ~9 s
   done     deepops-ctr start/create/exec/export/check: unprivileged container from the
-           squashfs in ~25 ms, whatever the image size; GPU/IB/PMIx/admin hooks
+           squashfs in ~18 ms, whatever the image size; GPU/IB/PMIx/admin hooks
   not yet  spank_deepops.so: srun/sbatch --container-image         (issue 5)
   not yet  deepops-bench allreduce                                 (issue 6)
 STATUS
