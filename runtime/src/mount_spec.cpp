@@ -212,15 +212,28 @@ std::string normalize_container_path(std::string_view path, const std::string& w
   return out.empty() ? "/" : out;
 }
 
-std::optional<MountEntry> parse_mount_line(std::string_view line, const EnvLookup& env,
-                                           const std::string& origin) {
-  auto fields = split_fields(line);
-  if (fields.empty() || fields[0][0] == '#') return std::nullopt;
-  for (auto& f : fields) f = substitute_at(f, env, origin);
+std::string decode_fstab_escapes(std::string_view field) {
+  std::string out;
+  for (size_t i = 0; i < field.size(); ++i) {
+    bool octal = field[i] == '\\' && field.size() - i >= 4;
+    if (octal && field[i + 1] >= '0' && field[i + 1] <= '3' && field[i + 2] >= '0' &&
+        field[i + 2] <= '7' && field[i + 3] >= '0' && field[i + 3] <= '7') {
+      out += static_cast<char>((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 +
+                               (field[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += field[i];
+    }
+  }
+  return out;
+}
+
+MountEntry parse_mount_fields(const std::vector<std::string>& fields, const std::string& origin) {
+  if (fields.empty()) throw bad(origin, "empty mount");
+  if (fields.size() > 6) throw bad(origin, "too many fields", "fstab lines have at most 6");
   MountEntry m;
   m.origin = origin;
   m.source = fields[0];
-  if (fields.size() > 6) throw bad(origin, "too many fields", "fstab lines have at most 6");
   m.target = fields.size() >= 2 ? fields[1] : fields[0];
   if (fields.size() >= 3) {
     m.type = fields[2];
@@ -246,6 +259,14 @@ std::optional<MountEntry> parse_mount_line(std::string_view line, const EnvLooku
   }
   finish_entry(m, options);
   return m;
+}
+
+std::optional<MountEntry> parse_mount_line(std::string_view line, const EnvLookup& env,
+                                           const std::string& origin) {
+  auto fields = split_fields(line);
+  if (fields.empty() || fields[0][0] == '#') return std::nullopt;
+  for (auto& f : fields) f = decode_fstab_escapes(substitute_at(f, env, origin));
+  return parse_mount_fields(fields, origin);
 }
 
 std::vector<MountEntry> parse_mounts_text(std::string_view text, const EnvLookup& env,

@@ -41,6 +41,12 @@ struct MountEntry {
 std::optional<MountEntry> parse_mount_line(std::string_view line, const EnvLookup& env,
                                            const std::string& origin);
 
+// The same from fields already split, substituted and unescaped.
+MountEntry parse_mount_fields(const std::vector<std::string>& fields, const std::string& origin);
+
+// fstab(5)'s octal escapes: "my\040dir" -> "my dir".
+std::string decode_fstab_escapes(std::string_view field);
+
 // Parses every line of a mounts file's text.
 std::vector<MountEntry> parse_mounts_text(std::string_view text, const EnvLookup& env,
                                           const std::string& origin);

@@ -1,0 +1,83 @@
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "deepops/mount_spec.hpp"
+
+namespace deepops::spank {
+
+// What a job step asked for with the Pyxis-compatible --container-* options
+// (or their PYXIS_CONTAINER_* / DEEPOPS_CONTAINER_* variables). Parsing is
+// here, apart from the SPANK glue, so that every rule has a unit test.
+struct ContainerRequest {
+  enum class NameMode { automatic, create, exec, no_exec };
+  struct Name {
+    std::string name;
+    NameMode mode = NameMode::automatic;
+  };
+
+  std::string image;
+  std::vector<MountEntry> mounts;
+  std::string workdir;
+  std::optional<Name> name;
+  std::string save;
+  std::optional<bool> mount_home;
+  std::optional<bool> remap_root;
+  std::optional<bool> entrypoint;
+  bool entrypoint_log = false;
+  std::optional<bool> writable;  // --container-writable / --container-readonly
+  std::vector<std::string> env_names;
+  bool unshare_net = false, unshare_ipc = false, unshare_uts = false;
+
+  // Whether the step runs in a container at all.
+  bool wants_container() const { return !image.empty() || name.has_value(); }
+};
+
+// The options, as registered with Slurm (without the leading "--").
+struct OptionInfo {
+  const char* name;
+  const char* arginfo;  // nullptr for flags
+  const char* usage;
+};
+const std::vector<OptionInfo>& container_options();
+
+// Applies one option as SPANK hands it over (optarg is null for flags).
+// Throws Error(invalid_argument) whose message starts with the option name.
+void apply_option(ContainerRequest& request, std::string_view option, const char* optarg,
+                  const EnvLookup& env);
+
+// PYXIS_CONTAINER_<NAME> (or DEEPOPS_CONTAINER_<NAME>) for every option not in
+// `given`: the command line wins. Boolean variables take 1/true/yes/y or
+// 0/false/no/n.
+void apply_environment(ContainerRequest& request, const std::set<std::string>& given,
+                       const EnvLookup& env);
+
+// --container-mounts: SRC[:DST[:FLAGS]] entries separated by ',', FLAGS
+// joined by '+', fstab escapes (\040) for blanks; SRC "tmpfs" mounts a tmpfs
+// and "umount" removes a mount.
+std::vector<MountEntry> parse_container_mounts(std::string_view value, const EnvLookup& env);
+
+// NAME[:auto|create|exec|no_exec]
+ContainerRequest::Name parse_container_name(std::string_view value);
+
+// Checks that need the submitting user's files, done in srun/sbatch before
+// anything is launched: an image given as a path, mount sources, the save
+// path. `cwd` is the submit directory. Throws with the fix in the hint.
+void validate_on_submit(const ContainerRequest& request, const std::filesystem::path& cwd);
+
+// plugstack.conf arguments: key=value; an unknown key is an error.
+struct PlugstackConfig {
+  std::filesystem::path runtime_path;  // empty: the runtime's default
+  bool execute_entrypoint = false;
+  bool job_scope = false;  // container_scope=job
+  bool sbatch_support = true;
+  std::vector<std::string> notes;  // ignored Pyxis keys, for the log
+};
+PlugstackConfig parse_plugstack_args(const std::vector<std::string>& args);
+
+}  // namespace deepops::spank
