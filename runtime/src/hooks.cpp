@@ -365,10 +365,22 @@ HookPlan plan_pmix(const HostView& host, const Environment& env) {
       tmpfs.find("..") == std::string::npos) {
     add_if_exists(plan, host, tmpfs, false);
   }
-  // The image's PMIx may be another version than Slurm's: the shared-memory
-  // data store and the old usock transport are where versions disagree.
-  if (!env.contains("PMIX_MCA_gds")) plan.env["PMIX_MCA_gds"] = "hash";
-  if (!env.contains("PMIX_MCA_ptl")) plan.env["PMIX_MCA_ptl"] = "^usock";
+  // The image's PMIx may be another version than Slurm's. The server lists
+  // the transports and security modules it offers (PMIX_PTL_MODULE,
+  // PMIX_SECURITY_MODE): the client is held to those, as Pyxis does. Of the
+  // data stores, the shared-memory ones have layouts that change between
+  // versions, so the client asks the server (hash) whenever it offers that.
+  auto hold_to = [&](const char* server_list, const char* client_var) {
+    std::string offered = env_or(env, server_list, "");
+    if (!offered.empty() && !env.contains(client_var)) plan.env[client_var] = offered;
+  };
+  hold_to("PMIX_PTL_MODULE", "PMIX_MCA_ptl");
+  hold_to("PMIX_SECURITY_MODE", "PMIX_MCA_psec");
+  std::string stores = env_or(env, "PMIX_GDS_MODULE", "");
+  if (!env.contains("PMIX_MCA_gds")) {
+    bool hash = stores.empty() || ("," + stores + ",").find(",hash,") != std::string::npos;
+    plan.env["PMIX_MCA_gds"] = hash ? "hash" : stores;
+  }
   return plan;
 }
 

@@ -235,6 +235,18 @@ TEST_F(HooksTest, PmixSocketsAndVersionSafeSettings) {
   EXPECT_TRUE(plan_pmix(host_, {{"PMIX_SERVER_TMPDIR", "/a/../etc"}}).binds.empty());
 }
 
+TEST_F(HooksTest, PmixClientIsHeldToTheServersModules) {
+  HookPlan p = plan_pmix(host_, {{"PMIX_NAMESPACE", "slurm.pmix.42.0"},
+                                 {"PMIX_PTL_MODULE", "tcp,usock"},
+                                 {"PMIX_SECURITY_MODE", "munge,native"},
+                                 {"PMIX_GDS_MODULE", "ds21,ds12,hash"}});
+  EXPECT_EQ(p.env.at("PMIX_MCA_ptl"), "tcp,usock");
+  EXPECT_EQ(p.env.at("PMIX_MCA_psec"), "munge,native");
+  EXPECT_EQ(p.env.at("PMIX_MCA_gds"), "hash");
+  HookPlan no_hash = plan_pmix(host_, {{"PMIX_NAMESPACE", "x"}, {"PMIX_GDS_MODULE", "ds21"}});
+  EXPECT_EQ(no_hash.env.at("PMIX_MCA_gds"), "ds21");
+}
+
 TEST_F(HooksTest, PmixSharesSlurmsTmpFsWithTheNodesTasks) {
   host_.slurm_tmpfs = "/var/slurm/tmp/%n";
   fs::create_directories(path("/var/slurm/tmp/node7"));
