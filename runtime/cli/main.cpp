@@ -137,6 +137,8 @@ int run_import(const ImportArgs& a, const std::string& cache, char**) {
     }
     std::filesystem::copy_file(r.image.squashfs, a.output,
                                std::filesystem::copy_options::overwrite_existing);
+    // Its ENV and CMD beside it, so that `deepops-ctr start OUTPUT` runs it as the image.
+    ImageCache::write_beside(a.output, r.image);
     path = a.output;
   }
   if (!a.quiet && !r.from_cache && r.image.served_by.find("://") != std::string::npos) {

@@ -72,6 +72,13 @@ expect_fail() {
 IMG=$DEEPOPS_LAB_REGISTRY/deepops/tiny
 as_user import -q --allow-http "$DEEPOPS_LAB_REGISTRY" "$IMG" >/dev/null
 
+# ---- a standalone .sqsh from import -o keeps the image's CMD and ENV beside it
+as_user import -q -o "$work/shared/tiny.sqsh" --allow-http "$DEEPOPS_LAB_REGISTRY" "$IMG" >/dev/null
+got=$(echo 'echo from-cmd' | as_user start "$work/shared/tiny.sqsh" 2>&1 || true)
+if [[ $got == from-cmd && -f $work/shared/tiny.json ]]; then pass "import -o: start FILE.sqsh runs the image's CMD"; else
+  fail "import -o then start FILE: got '$got'"
+fi
+
 # ---- identity
 expect "id inside is the user's" "$USER_UID:$USER_GID:$USER_NAME" as_user start "$IMG" sh -c 'echo $(id -u):$(id -g):$(id -un)'
 expect "uid_map maps the user onto the keeper" "$USER_UID 0 1" as_user start "$IMG" sh -c 'echo $(cat /proc/self/uid_map)'
