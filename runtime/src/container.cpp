@@ -270,6 +270,35 @@ void run_ldconfig() {
   }
 }
 
+// The image with its writable layer, mounted on <scratch>/root in the
+// keeper's namespaces: a private tmpfs, the squashfs over FUSE on lower/, and
+// the overlay (upper and work on the tmpfs, or in a named container's folder).
+class LayeredRoot {
+ public:
+  LayeredRoot(const ContainerSpec& spec, const fs::path& scratch)
+      : scratch_(mount_scratch(scratch)),
+        image_(spec.squashfs, scratch / "lower"),
+        overlay_(scratch / "lower", layer_dir(spec, scratch, "upper"),
+                 layer_dir(spec, scratch, "work"), scratch / "root", spec.overlay) {}
+  fs::path root() const { return scratch_ / "root"; }
+  pid_t server_pid() const { return image_.server_pid(); }
+
+ private:
+  static fs::path mount_scratch(const fs::path& s) {
+    if (mount("tmpfs", s.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") != 0) {
+      throw sys_error("cannot mount a tmpfs on " + s.string(), errno);
+    }
+    for (const char* d : {"lower", "upper", "work", "root"}) mkdir((s / d).c_str(), 0700);
+    return s;
+  }
+  static fs::path layer_dir(const ContainerSpec& spec, const fs::path& s, const char* name) {
+    return (spec.persistent_dir ? *spec.persistent_dir : s) / name;
+  }
+  fs::path scratch_;
+  SquashfsMount image_;
+  OverlayMount overlay_;
+};
+
 void pivot_into(int root_fd) {
   if (fchdir(root_fd) != 0) throw sys_error("cannot enter the container root", errno);
   if (syscall(SYS_pivot_root, ".", ".") != 0) throw sys_error("pivot_root", errno);
@@ -416,14 +445,6 @@ std::map<std::string, std::string> host_environment() {
   return out;
 }
 
-fs::path default_runtime_dir() {
-  if (const char* p = std::getenv("DEEPOPS_RUNTIME_PATH"); p && *p) return p;
-  if (const char* p = std::getenv("XDG_RUNTIME_DIR"); p && *p && access(p, W_OK) == 0) {
-    return fs::path(p) / "deepops";
-  }
-  return "/tmp/deepops-" + std::to_string(getuid());
-}
-
 std::vector<std::string> container_argv(const ContainerSpec& spec) {
   std::vector<std::string> argv =
       spec.entrypoint ? (spec.entrypoint->empty() ? std::vector<std::string>{}
@@ -474,28 +495,17 @@ int run_container(const ContainerSpec& spec) {
   launch.gid = spec.remap_root ? 0 : user.gid;
   if (spec.remap_root) env["HOME"] = "/root";
 
-  check_squashfs_file(spec.squashfs);
   ScratchDir scratch(spec.runtime_dir);
   enter_namespaces(spec, user);
   if (spec.unshare_net) bring_up_loopback();
   const fs::path s = scratch.path();
-  if (mount("tmpfs", s.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") != 0) {
-    throw sys_error("cannot mount a tmpfs on " + s.string(), errno);
-  }
-  for (const char* d : {"lower", "upper", "work", "root"}) mkdir((s / d).c_str(), 0700);
-  SquashfsMount image(spec.squashfs, s / "lower");
-  fs::path upper = s / "upper", work = s / "work";
-  if (spec.persistent_dir) {
-    upper = *spec.persistent_dir / "upper";
-    work = *spec.persistent_dir / "work";
-  }
-  OverlayMount overlay(s / "lower", upper, work, s / "root", spec.overlay);
+  LayeredRoot layers(spec, s);
 
-  RootfsMounter rootfs(s / "root");
+  RootfsMounter rootfs(layers.root());
   mount_system(rootfs, spec, s, user, launch.uid, launch.gid);
   for (const auto& m : spec.mounts) rootfs.apply(m);
   apply_plan(rootfs, plan);
-  AdminHookOutput admin = run_admin_hooks(spec.hooks, s / "root", s, host_env);
+  AdminHookOutput admin = run_admin_hooks(spec.hooks, layers.root(), s, host_env);
   for (const auto& m : admin.mounts) rootfs.apply(m);
   for (const auto& [k, v] : admin.environ) env[k] = v;
   for (const auto& [k, v] : spec.env) env[k] = v;  // the user's word is last
@@ -511,7 +521,7 @@ int run_container(const ContainerSpec& spec) {
   scratch.remove();
 
   if (spec.on_ready) spec.on_ready();
-  return spawn_and_wait(launch, spec.image_name, image.server_pid());
+  return spawn_and_wait(launch, spec.image_name, layers.server_pid());
 }
 
 int exec_in_container(const ExecSpec& spec) {
@@ -542,24 +552,14 @@ int exec_in_container(const ExecSpec& spec) {
 }
 
 void export_container(const ContainerSpec& spec, const fs::path& out) {
-  check_squashfs_file(spec.squashfs);
   const fs::path target = fs::absolute(out);
   fs::path partial = target;
   partial += ".partial";
   ScratchDir scratch(spec.runtime_dir);
-  const HostUser user = HostUser::current();
-  enter_namespaces(spec, user);
-  const fs::path s = scratch.path();
-  if (mount("tmpfs", s.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") != 0) {
-    throw sys_error("cannot mount a tmpfs on " + s.string(), errno);
-  }
-  for (const char* d : {"lower", "upper", "work", "root"}) mkdir((s / d).c_str(), 0700);
-  SquashfsMount image(spec.squashfs, s / "lower");
-  fs::path upper = spec.persistent_dir ? *spec.persistent_dir / "upper" : s / "upper";
-  fs::path work = spec.persistent_dir ? *spec.persistent_dir / "work" : s / "work";
-  OverlayMount overlay(s / "lower", upper, work, s / "root", spec.overlay);
+  enter_namespaces(spec, HostUser::current());
+  LayeredRoot layers(spec, scratch.path());
   try {
-    snapshot_to_squashfs(s / "root", partial, SquashfsOptions{});
+    snapshot_to_squashfs(layers.root(), partial, SquashfsOptions{});
     fs::rename(partial, target);
   } catch (...) {
     std::error_code ec;

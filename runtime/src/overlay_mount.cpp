@@ -13,6 +13,7 @@
 
 #include "deepops/error.hpp"
 #include "deepops/unique_fd.hpp"
+#include "fuse_server.hpp"
 
 namespace deepops {
 namespace {
@@ -36,17 +37,7 @@ std::string find_in_path(const std::string& name) {
 
 [[noreturn]] void exec_server(const std::string& binary, const std::string& options, int fuse_fd,
                               pid_t parent) {
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != parent) _exit(0);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
-  // Ctrl-C on a terminal, or `timeout`, signals the whole process group: the
-  // server must outlive the command, and dies with the keeper (PDEATHSIG).
-  setpgid(0, 0);
-  for (int sig : {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGTSTP, SIGTTIN, SIGTTOU, SIGPIPE}) {
-    signal(sig, SIG_IGN);
-  }
+  become_server_child(parent);
   if (dup2(fuse_fd, 3) < 0) _exit(127);
   // fuse-overlayfs 1.10 prints option notes on every start; its failures show
   // in the container as I/O errors anyway.
@@ -93,35 +84,23 @@ OverlayMount::OverlayMount(const std::filesystem::path& lower, const std::filesy
                       "older kernels need fuse-overlayfs installed");
     }
   }
-  mount_fuse(dirs, target);
+  start_fuse_overlayfs(dirs, target);
 }
 
-void OverlayMount::mount_fuse(const std::string& options, const std::filesystem::path& target) {
+void OverlayMount::start_fuse_overlayfs(const std::string& options,
+                                        const std::filesystem::path& target) {
   const std::string binary = find_in_path(kFuseOverlayfs);
   if (binary.empty()) {
     throw Error(Errc::not_found, "fuse-overlayfs is not installed",
                 "install it (apt install fuse-overlayfs), or set DEEPOPS_OVERLAY=kernel");
   }
-  UniqueFd fuse(open("/dev/fuse", O_RDWR | O_CLOEXEC));
-  if (!fuse) throw sys_error("cannot open /dev/fuse", errno, "`deepops-ctr check` explains");
-  std::string mount_opts = "fd=" + std::to_string(fuse.get()) +
-                           ",rootmode=40000,user_id=0,group_id=0,default_permissions";
-  if (mount("fuse-overlayfs", target.c_str(), "fuse.fuse-overlayfs", MS_NOSUID | MS_NODEV,
-            mount_opts.c_str()) != 0) {
-    throw sys_error("cannot mount fuse-overlayfs", errno);
-  }
+  UniqueFd fuse = deepops::mount_fuse(target, "fuse.fuse-overlayfs", MS_NOSUID | MS_NODEV);
   pid_t parent = getpid();
   server_ = fork();
   if (server_ < 0) throw sys_error("cannot start fuse-overlayfs", errno);
   if (server_ == 0) exec_server(binary, options, fuse.get(), parent);
 }
 
-OverlayMount::~OverlayMount() {
-  if (server_ > 0) {
-    kill(server_, SIGKILL);
-    while (waitpid(server_, nullptr, 0) < 0 && errno == EINTR) {
-    }
-  }
-}
+OverlayMount::~OverlayMount() { stop_server(server_); }
 
 }  // namespace deepops

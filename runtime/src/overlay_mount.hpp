@@ -24,7 +24,7 @@ class OverlayMount {
   bool uses_fuse() const { return server_ > 0; }
 
  private:
-  void mount_fuse(const std::string& options, const std::filesystem::path& target);
+  void start_fuse_overlayfs(const std::string& options, const std::filesystem::path& target);
   pid_t server_ = -1;
 };
 

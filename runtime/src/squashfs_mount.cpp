@@ -21,6 +21,7 @@ extern "C" {  // squashfuse's headers are plain C
 
 #include "deepops/error.hpp"
 #include "deepops/unique_fd.hpp"
+#include "fuse_server.hpp"
 
 namespace deepops {
 namespace {
@@ -49,18 +50,8 @@ fuse_lowlevel_ops squashfs_ops() {
 
 // The server child: never returns.
 [[noreturn]] void serve(sqfs_ll* ll, int fuse_fd, pid_t parent) {
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != parent) _exit(0);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
+  become_server_child(parent);
   prctl(PR_SET_NAME, "deepops-sqfs");
-  // Ctrl-C on a terminal, or `timeout`, signals the whole process group: the
-  // server must outlive the command, and dies with the keeper (PDEATHSIG).
-  setpgid(0, 0);
-  for (int sig : {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGTSTP, SIGTTIN, SIGTTOU, SIGPIPE}) {
-    signal(sig, SIG_IGN);
-  }
   if (dup2(fuse_fd, kFuseFd) < 0 || dup2(ll->fs.fd, kImageFd) < 0) _exit(1);
   ll->fs.fd = kImageFd;
   syscall(SYS_close_range, kImageFd + 1, ~0U, 0);
@@ -109,33 +100,13 @@ SquashfsMount::SquashfsMount(const std::filesystem::path& image,
                 "the file may be truncated; import the image again");
   }
   UniqueFd image_fd(ll->fs.fd);  // the server keeps its own copy
-  UniqueFd fuse(open("/dev/fuse", O_RDWR | O_CLOEXEC));
-  if (!fuse) {
-    int err = errno;
-    throw sys_error("cannot open /dev/fuse", err,
-                    err == ENOENT ? "load the fuse module: modprobe fuse"
-                                  : "/dev/fuse must be usable by users (mode 0666); "
-                                    "`deepops-ctr check` explains");
-  }
-  std::string opts = "fd=" + std::to_string(fuse.get()) +
-                     ",rootmode=40000,user_id=0,group_id=0,default_permissions";
-  if (mount("squashfuse", mountpoint.c_str(), "fuse.squashfuse", MS_NOSUID | MS_NODEV | MS_RDONLY,
-            opts.c_str()) != 0) {
-    throw sys_error("cannot mount the image with FUSE", errno,
-                    "`deepops-ctr check` tests FUSE in a user namespace");
-  }
+  UniqueFd fuse = mount_fuse(mountpoint, "fuse.squashfuse", MS_NOSUID | MS_NODEV | MS_RDONLY);
   pid_t parent = getpid();
   server_ = fork();
   if (server_ < 0) throw sys_error("cannot start the squashfs server", errno);
   if (server_ == 0) serve(ll, fuse.get(), parent);
 }
 
-SquashfsMount::~SquashfsMount() {
-  if (server_ > 0) {
-    kill(server_, SIGKILL);
-    while (waitpid(server_, nullptr, 0) < 0 && errno == EINTR) {
-    }
-  }
-}
+SquashfsMount::~SquashfsMount() { stop_server(server_); }
 
 }  // namespace deepops

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "deepops/error.hpp"
+#include "error_matchers.hpp"
 
 namespace deepops {
 namespace {
@@ -34,30 +35,8 @@ const EnvLookup kEnv = fixed_env({{"HOME", "/home/u"},
                                   {"SELF", "${HOME}"},
                                   {"REL", "data"}});
 
-// The message of the deepops::Error that `f` throws; a test failure when it
-// throws nothing or something else.
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), Errc::invalid_argument) << e.what();
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a non-deepops exception: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "did not throw";
-  return {};
-}
-
-#define EXPECT_ERROR_MENTIONS(expr, ...)                                                 \
-  do {                                                                                   \
-    const std::string message_ = error_of([&] { (void)(expr); });                        \
-    for (const std::string& needle_ : std::initializer_list<std::string>{__VA_ARGS__}) { \
-      EXPECT_NE(message_.find(needle_), std::string::npos)                               \
-          << "'" << message_ << "' does not mention '" << needle_ << "' (" #expr ")";    \
-    }                                                                                    \
-  } while (0)
+const std::optional<Errc> kErrorCode = Errc::invalid_argument;
+using testing::error_of;
 
 // ---- substitute_env
 
@@ -334,7 +313,7 @@ class RefusesMountLine : public ::testing::TestWithParam<BadLine> {};
 
 TEST_P(RefusesMountLine, WithAClearMessage) {
   const std::string message =
-      error_of([&] { parse_mount_line(GetParam().line, kEnv, "m.fstab:4"); });
+      error_of([&] { parse_mount_line(GetParam().line, kEnv, "m.fstab:4"); }, kErrorCode);
   for (const auto& needle : GetParam().mentions) {
     EXPECT_NE(message.find(needle), std::string::npos)
         << "'" << message << "' does not mention '" << needle << "'";
@@ -480,7 +459,8 @@ TEST(ParseMountArgument, WithBlanksItIsAnFstabLine) {
 class RefusesMountArgument : public ::testing::TestWithParam<BadLine> {};
 
 TEST_P(RefusesMountArgument, WithAClearMessage) {
-  const std::string message = error_of([&] { parse_mount_argument(GetParam().line, kEnv); });
+  const std::string message =
+      error_of([&] { parse_mount_argument(GetParam().line, kEnv); }, kErrorCode);
   for (const auto& needle : GetParam().mentions) {
     EXPECT_NE(message.find(needle), std::string::npos)
         << "'" << message << "' does not mention '" << needle << "'";

@@ -13,32 +13,14 @@
 #include <vector>
 
 #include "deepops/error.hpp"
+#include "error_matchers.hpp"
 
 namespace deepops {
 namespace {
 namespace fs = std::filesystem;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a non-deepops exception: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "did not throw";
-  return {};
-}
-
-#define EXPECT_ERROR_MENTIONS(expr, ...)                                                 \
-  do {                                                                                   \
-    const std::string message_ = error_of([&] { (void)(expr); });                        \
-    for (const std::string& needle_ : std::initializer_list<std::string>{__VA_ARGS__}) { \
-      EXPECT_NE(message_.find(needle_), std::string::npos)                               \
-          << "'" << message_ << "' does not mention '" << needle_ << "' (" #expr ")";    \
-    }                                                                                    \
-  } while (0)
+const std::optional<Errc> kErrorCode = std::nullopt;
+using testing::error_of;
 
 class SettingsTest : public ::testing::Test {
  protected:

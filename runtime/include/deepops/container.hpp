@@ -86,9 +86,6 @@ int exec_in_container(const ExecSpec& spec);
 // at `out`, with the image's metadata beside it (see ImageCache::write_beside).
 void export_container(const ContainerSpec& spec, const std::filesystem::path& out);
 
-// $DEEPOPS_RUNTIME_PATH, else ${XDG_RUNTIME_DIR}/deepops, else /tmp/deepops-<uid>.
-std::filesystem::path default_runtime_dir();
-
 // This process's environment as a map.
 std::map<std::string, std::string> host_environment();
 
