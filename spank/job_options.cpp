@@ -259,6 +259,11 @@ PlugstackConfig parse_plugstack_args(const std::vector<std::string>& args) {
         throw Error(Errc::invalid_argument, where + " must be an absolute path");
       }
       c.runtime_path = value;
+    } else if (key == "sysconf_dir") {
+      if (value.empty() || value[0] != '/') {
+        throw Error(Errc::invalid_argument, where + " must be an absolute path");
+      }
+      c.sysconf_dir = value;
     } else if (key == "execute_entrypoint") {
       c.execute_entrypoint = parse_bool(value, where);
     } else if (key == "container_scope") {
@@ -274,8 +279,8 @@ PlugstackConfig parse_plugstack_args(const std::vector<std::string>& args) {
                         "cached squashfs); ignored");
     } else {
       throw Error(Errc::invalid_argument, "plugstack.conf: unknown key '" + key + "'",
-                  "the keys are runtime_path, execute_entrypoint, container_scope and "
-                  "sbatch_support");
+                  "the keys are runtime_path, sysconf_dir, execute_entrypoint, "
+                  "container_scope and sbatch_support");
     }
   }
   return c;

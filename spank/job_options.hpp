@@ -73,6 +73,7 @@ void validate_on_submit(const ContainerRequest& request, const std::filesystem::
 // plugstack.conf arguments: key=value; an unknown key is an error.
 struct PlugstackConfig {
   std::filesystem::path runtime_path;  // empty: the runtime's default
+  std::filesystem::path sysconf_dir;   // empty: /etc/deepops
   bool execute_entrypoint = false;
   bool job_scope = false;  // container_scope=job
   bool sbatch_support = true;

@@ -178,7 +178,9 @@ int run_start(const StartArgs& a, const std::vector<std::string>& rest, const st
   spec.writable = !a.readonly;
   spec.persistent_dir = named->dir;
   auto lock = ContainerStore(settings.data_path).lock_for_run(*named);
-  spec.on_ready = [&lock, &spec] { lock.publish_keeper(getpid(), spec.remap_root); };
+  spec.on_ready = [&lock, &spec](const ReadyContainer&) {
+    lock.publish_keeper(getpid(), spec.remap_root);
+  };
   return run_container(spec);
 }
 

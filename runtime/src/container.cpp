@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -433,6 +434,106 @@ CommandError failure_error(const ChildFailure& f, const Launch& l, const std::st
   return CommandError(sys_error("cannot start the command (" + stage + ")", f.err), 126);
 }
 
+// Joins the user and mount namespaces of a running keeper.
+void join_keeper(pid_t keeper, const std::string& what) {
+  const std::string proc = "/proc/" + std::to_string(keeper) + "/ns/";
+  UniqueFd user(open((proc + "user").c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd mnt(open((proc + "mnt").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!user || !mnt) throw sys_error("cannot reach the keeper of " + what, errno, "is it running?");
+  struct stat theirs {
+  }, ours{};
+  if (fstat(user.get(), &theirs) != 0 || stat("/proc/self/ns/user", &ours) != 0 ||
+      theirs.st_ino == ours.st_ino) {
+    throw Error(Errc::busy, what + " is still starting", "try again in a moment");
+  }
+  // The namespaces the keeper unshared (--unshare) are opened first: /proc
+  // of the host is no longer ours once in its mount namespace.
+  std::vector<std::pair<UniqueFd, int>> extra;
+  for (auto [name, flag] : {std::pair{"net", CLONE_NEWNET}, std::pair{"ipc", CLONE_NEWIPC},
+                            std::pair{"uts", CLONE_NEWUTS}}) {
+    UniqueFd theirs_ns(open((proc + name).c_str(), O_RDONLY | O_CLOEXEC));
+    struct stat a {
+    }, b{};
+    if (!theirs_ns || fstat(theirs_ns.get(), &a) != 0 ||
+        stat(("/proc/self/ns/" + std::string(name)).c_str(), &b) != 0 || a.st_ino == b.st_ino) {
+      continue;
+    }
+    extra.emplace_back(std::move(theirs_ns), flag);
+  }
+  if (setns(user.get(), CLONE_NEWUSER) != 0) throw sys_error("cannot join " + what, errno);
+  if (setns(mnt.get(), CLONE_NEWNS) != 0) throw sys_error("cannot join " + what, errno);
+  for (auto& [fd, flag] : extra) {
+    if (setns(fd.get(), flag) != 0) throw sys_error("cannot join " + what, errno);
+  }
+}
+
+// A holding keeper has no command: it waits to be told to stop, and reaps
+// whatever its children were.
+int hold_until_stopped(pid_t server) {
+  sigset_t waited;
+  sigemptyset(&waited);
+  for (int sig : {SIGCHLD, SIGHUP, SIGINT, SIGTERM}) sigaddset(&waited, sig);
+  sigprocmask(SIG_BLOCK, &waited, nullptr);
+  for (;;) {
+    siginfo_t info{};
+    int sig = sigwaitinfo(&waited, &info);
+    if (sig == SIGHUP || sig == SIGINT || sig == SIGTERM) return 0;
+    if (sig != SIGCHLD) continue;
+    int status = 0;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      if (pid == server) {
+        std::fprintf(stderr, "deepops-ctr: the squashfs server of the container died (status %d)\n",
+                     status);
+        return 1;
+      }
+    }
+  }
+}
+
+// Runs spec.prepare with its output in a memory file (a pipe could fill up
+// before it exits), and returns the end of that output.
+std::string run_prepare(const Launch& base, const ContainerSpec& spec, pid_t server) {
+  Launch l = base;
+  l.argv = spec.prepare;
+  l.workdir_required = false;
+  UniqueFd out(memfd_create("deepops-prepare", MFD_CLOEXEC));
+  UniqueFd saved_out(dup(STDOUT_FILENO)), saved_err(dup(STDERR_FILENO));
+  if (!out || !saved_out || !saved_err) throw sys_error("cannot capture " + l.argv[0], errno);
+  dup2(out.get(), STDOUT_FILENO);
+  dup2(out.get(), STDERR_FILENO);
+  auto restore = [&] {
+    dup2(saved_out.get(), STDOUT_FILENO);
+    dup2(saved_err.get(), STDERR_FILENO);
+  };
+  int status = 0;
+  try {
+    status = spawn_and_wait(l, spec.image_name, server);
+  } catch (...) {
+    restore();
+    throw;
+  }
+  restore();
+  constexpr off_t kKeep = 64 * 1024;
+  off_t size = lseek(out.get(), 0, SEEK_END);
+  off_t from = size > kKeep ? size - kKeep : 0;
+  std::string text(static_cast<size_t>(size - from), '\0');
+  ssize_t got = pread(out.get(), text.data(), text.size(), from);
+  text.resize(got > 0 ? static_cast<size_t>(got) : 0);
+  if (status != 0) {
+    std::string last = text;
+    while (!last.empty() && last.back() == '\n') last.pop_back();
+    last = last.substr(last.rfind('\n') == std::string::npos ? 0 : last.rfind('\n') + 1);
+    std::string cmd;
+    for (const auto& a : l.argv) cmd += (cmd.empty() ? "" : " ") + a;
+    throw Error(Errc::internal,
+                "the image's entrypoint (" + cmd + ") failed with exit status " +
+                    std::to_string(status) + (last.empty() ? "" : ": " + last),
+                "fix the image, or run without --container-entrypoint");
+  }
+  return text;
+}
+
 }  // namespace
 
 std::map<std::string, std::string> host_environment() {
@@ -482,10 +583,12 @@ int run_container(const ContainerSpec& spec) {
   const auto host_env = host_environment();
   auto env = container_environment(spec, host_env);
   // Hooks that cannot work fail here, before anything is mounted.
-  const HookPlan plan = native_hooks(spec.host, env);
+  auto hook_env = env;
+  for (const auto& [k, v] : spec.hook_env) hook_env.try_emplace(k, v);
+  const HookPlan plan = native_hooks(spec.host, hook_env);
   for (const auto& [k, v] : plan.env) env[k] = v;
   Launch launch;
-  launch.argv = container_argv(spec);
+  if (!spec.hold) launch.argv = container_argv(spec);
   launch.workdir = !spec.workdir.empty()             ? spec.workdir
                    : !spec.image.working_dir.empty() ? spec.image.working_dir
                                                      : "/";
@@ -520,26 +623,21 @@ int run_container(const ContainerSpec& spec) {
   }
   scratch.remove();
 
-  if (spec.on_ready) spec.on_ready();
+  std::string prepared;
+  if (!spec.prepare.empty()) prepared = run_prepare(launch, spec, layers.server_pid());
+  if (spec.on_ready) {
+    spec.on_ready(
+        ReadyContainer{env, launch.workdir, launch.workdir_required, spec.remap_root, prepared});
+  }
+  if (spec.hold) return hold_until_stopped(layers.server_pid());
   return spawn_and_wait(launch, spec.image_name, layers.server_pid());
 }
 
 int exec_in_container(const ExecSpec& spec) {
   const std::string what = "container '" + spec.container_name + "'";
-  const std::string proc = "/proc/" + std::to_string(spec.keeper) + "/ns/";
   const uid_t uid = getuid();  // as the host knows us: joining changes what getuid() says
   const gid_t gid = getgid();
-  UniqueFd user(open((proc + "user").c_str(), O_RDONLY | O_CLOEXEC));
-  UniqueFd mnt(open((proc + "mnt").c_str(), O_RDONLY | O_CLOEXEC));
-  if (!user || !mnt) throw sys_error("cannot reach the keeper of " + what, errno, "is it running?");
-  struct stat theirs {
-  }, ours{};
-  if (fstat(user.get(), &theirs) != 0 || stat("/proc/self/ns/user", &ours) != 0 ||
-      theirs.st_ino == ours.st_ino) {
-    throw Error(Errc::busy, what + " is still starting", "try again in a moment");
-  }
-  if (setns(user.get(), CLONE_NEWUSER) != 0) throw sys_error("cannot join " + what, errno);
-  if (setns(mnt.get(), CLONE_NEWNS) != 0) throw sys_error("cannot join " + what, errno);
+  join_keeper(spec.keeper, what);
   Launch launch;
   launch.argv = spec.argv;
   for (const auto& [k, v] : spec.env) launch.envp.push_back(k + "=" + v);
@@ -549,6 +647,24 @@ int exec_in_container(const ExecSpec& spec) {
   launch.uid = spec.remap_root ? 0 : uid;
   launch.gid = spec.remap_root ? 0 : gid;
   return spawn_and_wait(launch, what, -1);
+}
+
+void enter_container(pid_t keeper, bool remap_root, const std::string& workdir,
+                     bool workdir_required, const std::string& what) {
+  const uid_t uid = getuid();
+  const gid_t gid = getgid();
+  join_keeper(keeper, what);
+  if (!remap_root) {
+    if (unshare(CLONE_NEWUSER) != 0) throw sys_error("cannot enter " + what, errno);
+    map_self(uid, gid, 0, 0, false);
+  }
+  if (chdir(workdir.c_str()) != 0) {
+    if (workdir_required) {
+      throw sys_error("working directory " + workdir + " in " + what, errno,
+                      "create it, mount it, or pick another with --container-workdir");
+    }
+    if (chdir("/") != 0) throw sys_error("chdir / in " + what, errno);
+  }
 }
 
 void export_container(const ContainerSpec& spec, const fs::path& out) {

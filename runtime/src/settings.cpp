@@ -17,7 +17,8 @@ const std::vector<std::string>& known_keys() {
   static const std::vector<std::string> keys = {
       "RUNTIME_PATH",        "CACHE_PATH", "DATA_PATH",       "CONFIG_PATH",
       "MOUNT_HOME",          "REMAP_ROOT", "ROOTFS_WRITABLE", "RESTRICT_DEV",
-      "DRIVER_LIBRARY_DIRS", "HOST_ROOT",  "OVERLAY",         "SLURM_TMPFS"};
+      "DRIVER_LIBRARY_DIRS", "HOST_ROOT",  "OVERLAY",         "SLURM_TMPFS",
+      "ALLOW_HTTP",          "CA_FILE"};
   return keys;
 }
 
@@ -27,7 +28,7 @@ bool is_enroot_alias(const std::string& key) {
   const auto& keys = known_keys();
   if (std::find(keys.begin(), keys.end(), key) == keys.end()) return false;
   return key != "CACHE_PATH" && key != "DATA_PATH" && key != "DRIVER_LIBRARY_DIRS" &&
-         key != "HOST_ROOT" && key != "OVERLAY" && key != "SLURM_TMPFS";
+         key != "HOST_ROOT" && key != "OVERLAY" && key != "SLURM_TMPFS" && key != "CA_FILE";
 }
 
 std::string read_text(const fs::path& p) {
@@ -134,6 +135,23 @@ void Settings::set(const std::string& key, const std::string& value, const std::
     }
   } else if (key == "SLURM_TMPFS") {
     slurm_tmpfs = value.empty() ? "/tmp" : value;
+  } else if (key == "ALLOW_HTTP") {
+    // Enroot's is yes/no (any registry); ours also takes a list of host:port.
+    allow_http.clear();
+    std::string v = value;
+    std::transform(v.begin(), v.end(), v.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (v == "1" || v == "yes" || v == "y" || v == "true" || v == "on") {
+      allow_http.push_back("*");
+    } else if (!(v.empty() || v == "0" || v == "no" || v == "n" || v == "false" || v == "off")) {
+      std::stringstream ss(value);
+      std::string host;
+      while (std::getline(ss, host, ',')) {
+        if (!host.empty()) allow_http.push_back(host);
+      }
+    }
+  } else if (key == "CA_FILE") {
+    ca_file = value;
   } else if (key == "HOST_ROOT") {
     host_root = value.empty() ? "/" : value;
   } else {

@@ -366,3 +366,27 @@ TEST(ParseBool, RefusesAnythingElseNamingTheSetting) {
 
 }  // namespace
 }  // namespace deepops
+
+namespace deepops {
+namespace {
+
+class PluginImportSettings : public ::testing::Test {
+ protected:
+  static Settings with(const std::string& key, const std::string& value) {
+    Settings s;
+    s.set(key, value, "test");
+    return s;
+  }
+};
+
+TEST_F(PluginImportSettings, AllowHttpTakesYesNoOrAList) {
+  EXPECT_EQ(with("ALLOW_HTTP", "yes").allow_http, std::vector<std::string>{"*"});
+  EXPECT_TRUE(with("ALLOW_HTTP", "no").allow_http.empty());
+  EXPECT_TRUE(with("ALLOW_HTTP", "").allow_http.empty());
+  EXPECT_EQ(with("ALLOW_HTTP", "mirror:5000,10.0.0.1:80").allow_http,
+            (std::vector<std::string>{"mirror:5000", "10.0.0.1:80"}));
+  EXPECT_EQ(with("CA_FILE", "/etc/ssl/site.pem").ca_file, "/etc/ssl/site.pem");
+}
+
+}  // namespace
+}  // namespace deepops

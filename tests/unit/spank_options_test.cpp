@@ -216,6 +216,10 @@ TEST(Plugstack, KeysAndErrors) {
             std::string::npos);
   EXPECT_NE(error_of([] { parse_plugstack_args({"runtime_path=rel"}); }).find("absolute"),
             std::string::npos);
+  EXPECT_EQ(parse_plugstack_args({"sysconf_dir=/etc/site/deepops"}).sysconf_dir,
+            "/etc/site/deepops");
+  EXPECT_NE(error_of([] { parse_plugstack_args({"sysconf_dir=etc"}); }).find("absolute"),
+            std::string::npos);
 }
 
 }  // namespace

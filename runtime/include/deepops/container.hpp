@@ -17,6 +17,16 @@
 
 namespace deepops {
 
+// How the command of a ready container runs, for front ends that start it
+// themselves: its whole environment, and where it starts.
+struct ReadyContainer {
+  std::map<std::string, std::string> env;
+  std::string workdir;
+  bool workdir_required = false;
+  bool remap_root = false;
+  std::string prepare_output;  // of ContainerSpec::prepare, the last 64 KiB
+};
+
 // Everything needed to run one container: the image, how to run its command,
 // and what to mount. Front ends fill it; run_container() does the work.
 struct ContainerSpec {
@@ -38,8 +48,11 @@ struct ContainerSpec {
   std::vector<MountEntry> mounts;  // after the system mounts, in this order
   std::vector<std::pair<std::string, std::string>> environ;  // from environ files
 
-  // Native hooks (GPU, InfiniBand, PMIx) look at the host through this.
+  // Native hooks (GPU, InfiniBand, PMIx) look at the host through this, and
+  // see these variables besides the command's (what a front end knows of
+  // the host that the environment does not say yet).
   HostView host;
+  std::map<std::string, std::string> hook_env;
   // Admin hooks (hooks.d executables), run in order after the native ones.
   std::vector<std::filesystem::path> hooks;
 
@@ -50,7 +63,15 @@ struct ContainerSpec {
   std::optional<std::filesystem::path> persistent_dir;
   // Called in the keeper once the container is ready, just before the
   // command starts (the keeper's root is the container's by then).
-  std::function<void()> on_ready;
+  std::function<void(const ReadyContainer&)> on_ready;
+  // No command: once ready, the keeper holds the container until SIGTERM,
+  // SIGINT or SIGHUP, for front ends that put their own processes in it
+  // (the SPANK plugin's tasks, through enter_container).
+  bool hold = false;
+  // Run once in the ready container before on_ready, as the command would
+  // run (the SPANK plugin runs the image's ENTRYPOINT so, once per node). A
+  // non-zero exit throws an Error that quotes the end of its output.
+  std::vector<std::string> prepare;
 };
 
 // The command could not be started inside a container that was set up:
@@ -81,6 +102,14 @@ struct ExecSpec {
   std::string container_name;  // for messages
 };
 int exec_in_container(const ExecSpec& spec);
+
+// Moves the calling process itself into a running container, as its command
+// would be: the keeper's user and mount namespaces, then the caller's own uid
+// (unless remap_root), then the working directory. The caller must be
+// single-threaded and dumpable; it goes on to exec the command itself (a
+// Slurm task). `what` names the container in messages.
+void enter_container(pid_t keeper, bool remap_root, const std::string& workdir,
+                     bool workdir_required, const std::string& what);
 
 // Writes the container's root (image plus writable layer) to a new squashfs
 // at `out`, with the image's metadata beside it (see ImageCache::write_beside).

@@ -36,6 +36,10 @@ struct Settings {
   std::filesystem::path host_root = "/";
   // Slurm's TmpFS, for the PMIx hook ("%n": the node name).
   std::string slurm_tmpfs = "/tmp";
+  // Imports that the SPANK plugin runs: registries (host:port) reached over
+  // plain HTTP ("*": any), and a CA bundle trusted besides the system's.
+  std::vector<std::string> allow_http;
+  std::string ca_file;
 
   // Where each key's value came from ("default", "/etc/deepops/deepops.conf:3",
   // "environment (ENROOT_REMAP_ROOT)"), for `deepops-ctr config`.

@@ -1,0 +1,748 @@
+// The node side of a containerised step: a keeper forked from slurmstepd
+// holds the container; tasks join it. See spank/README.md for the flow and
+// ../shared/LAB.md ("SPANK facts") for why each step is done so.
+#include "step_container.hpp"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "deepops/container.hpp"
+#include "deepops/container_store.hpp"
+#include "deepops/image_cache.hpp"
+#include "deepops/image_ref.hpp"
+#include "deepops/importer.hpp"
+#include "deepops/mirrors.hpp"
+#include "deepops/passwd.hpp"
+#include "deepops/settings.hpp"
+#include "deepops/unique_fd.hpp"
+#include "privileges.hpp"
+#include "slurm/slurm.h"
+
+extern char** environ;
+
+namespace deepops::spank {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// ------------------------------------------------------------ child processes
+
+std::string read_all(int fd) {
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
+void write_all(int fd, const std::string& text) {
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    done += static_cast<size_t>(n);
+  }
+}
+
+int wait_child(pid_t pid) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  return status;
+}
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("signal ") + strsignal(WTERMSIG(status));
+  return "status " + std::to_string(status);
+}
+
+Errc errc_named(const std::string& name) {
+  for (Errc c : {Errc::invalid_argument, Errc::not_found, Errc::permission_denied, Errc::auth,
+                 Errc::network, Errc::corrupt, Errc::no_space, Errc::busy}) {
+    if (name == to_string(c)) return c;
+  }
+  return Errc::internal;
+}
+
+json error_json(const Error& e) {
+  return {{"ok", false}, {"error", e.describe()}, {"code", to_string(e.code())}};
+}
+
+// Runs `body` in a forked child (as the job's user, when `as` is set) and
+// returns what it returned; an Error it throws comes back as an Error. Used
+// for work that must not run in slurmstepd itself: it is multithreaded and
+// root, and imports start threads of their own.
+std::string run_in_child(const std::optional<UserIdentity>& as,
+                         const std::function<std::string()>& body) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) throw sys_error("pipe", errno);
+  UniqueFd r(fds[0]), w(fds[1]);
+  pid_t pid = fork();
+  if (pid < 0) throw sys_error("fork", errno);
+  if (pid == 0) {
+    r.reset();
+    json out;
+    try {
+      if (as) become_user(*as);
+      out = {{"ok", true}, {"value", body()}};
+    } catch (const Error& e) {
+      out = error_json(e);
+    } catch (const std::exception& e) {
+      out = error_json(Error(Errc::internal, e.what()));
+    }
+    write_all(w.get(), out.dump());
+    _exit(out["ok"].get<bool>() ? 0 : 1);
+  }
+  w.reset();
+  std::string text = read_all(r.get());
+  int status = wait_child(pid);
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    throw Error(Errc::internal, "a helper process died (" + describe_status(status) + ")");
+  }
+  if (!j.value("ok", false)) {
+    throw Error(errc_named(j.value("code", "")), j.value("error", "unknown error"));
+  }
+  return j.value("value", "");
+}
+
+// --------------------------------------------------------------- settings
+
+// Settings come from the admin's files only: job variables must not move
+// the cache, data or runtime paths (COMPAT.md). ${VAR} in those files may
+// use the user's identity and Slurm's names for the step.
+EnvLookup admin_env(const StepInfo& step, const HostUser& user, const PlugstackConfig& config) {
+  EnvMap vars = {{"HOME", user.home},
+                 {"USER", user.name},
+                 {"LOGNAME", user.name},
+                 {"UID", std::to_string(step.uid)},
+                 {"GID", std::to_string(step.gid)},
+                 {"SLURM_JOB_ID", step.job_id},
+                 {"SLURM_STEP_ID", step.step_id},
+                 {"SLURMD_NODENAME", step.node}};
+  if (!config.sysconf_dir.empty()) vars["DEEPOPS_SYSCONF_DIR"] = config.sysconf_dir.string();
+  return [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+EnvLookup map_lookup(const EnvMap& env) {
+  return [&env](const std::string& name) -> std::optional<std::string> {
+    auto it = env.find(name);
+    if (it == env.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+fs::path runtime_dir_for(const PlugstackConfig& config, const Settings& settings,
+                         const StepInfo& step) {
+  if (config.runtime_path.empty()) return settings.runtime_path;
+  return config.runtime_path / std::to_string(step.uid);
+}
+
+// ------------------------------------------------------------- the image
+
+struct StepImage {
+  fs::path squashfs;
+  ImageConfig config;
+  std::string name;
+  std::string notice;  // "imported X in 2.1 s"
+};
+
+StepImage import_in_child(const RegistryImage& ref, const Settings& settings) {
+  auto started = std::chrono::steady_clock::now();
+  std::string value = run_in_child(std::nullopt, [&] {
+    ImportOptions o;
+    o.cache = settings.cache_path;
+    o.registry.allow_http = settings.allow_http;
+    o.registry.http.ca_file = settings.ca_file;
+    o.mirrors = MirrorConfig::load(MirrorConfig::default_path());
+    ImportResult r = import_image(ref, o);
+    return json{{"digest", r.image.manifest_digest},
+                {"squashfs", r.image.squashfs.string()},
+                {"cached", r.from_cache},
+                {"size", r.image.size},
+                {"config", r.image.config.to_json()}}
+        .dump();
+  });
+  json j = json::parse(value);
+  StepImage out{j["squashfs"].get<std::string>(), ImageConfig::from_json(j["config"]),
+                ref.canonical(), ""};
+  if (!j["cached"].get<bool>()) {
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    char line[256];
+    std::snprintf(line, sizeof(line), "imported %s (%.0f MB) in %.1f s", out.name.c_str(),
+                  static_cast<double>(j["size"].get<int64_t>()) / 1e6, s);
+    out.notice = line;
+  }
+  return out;
+}
+
+// A registry that cannot be reached does not stop a step whose image is
+// already cached: the cached copy runs, and the user is told.
+std::optional<StepImage> cached_fallback(const RegistryImage& ref, const Settings& settings,
+                                         const Error& why) {
+  if (why.code() != Errc::network) return std::nullopt;
+  auto hits = ImageCache(settings.cache_path).lookup(ref.canonical());
+  if (hits.size() != 1) return std::nullopt;
+  return StepImage{hits[0].squashfs, hits[0].config, ref.canonical(),
+                   "the registry cannot be reached (" + std::string(why.what()) +
+                       "); using the cached " + ref.canonical() + " imported " +
+                       hits[0].imported_at};
+}
+
+StepImage import_or_cached(const RegistryImage& ref, const Settings& settings) {
+  try {
+    return import_in_child(ref, settings);
+  } catch (const Error& e) {
+    if (auto cached = cached_fallback(ref, settings, e)) return *cached;
+    throw;
+  }
+}
+
+StepImage resolve_image(const std::string& image, const Settings& settings, const fs::path& cwd) {
+  auto source = parse_image_source(image);
+  if (auto* file = std::get_if<SquashfsFile>(&source)) {
+    fs::path p = file->path.is_absolute() ? file->path : cwd / file->path;
+    if (access(p.c_str(), R_OK) != 0) {
+      throw sys_error("cannot read the image file " + p.string(), errno,
+                      "the path must be readable by you on every node of the job");
+    }
+    auto meta = ImageCache::read_beside(p);
+    return {p, meta ? meta->config : ImageConfig{}, image, ""};
+  }
+  return import_or_cached(std::get<RegistryImage>(source), settings);
+}
+
+// ------------------------------------------------------------ the keeper
+
+struct KeeperPlan {
+  ContainerSpec spec;
+  KeeperReport report;  // filled as far as known before the start
+  std::optional<NamedContainer> named;
+};
+
+void apply_request(ContainerSpec& spec, const ContainerRequest& r, const Settings& settings,
+                   const PlugstackConfig& config, const StepInfo& step, bool named) {
+  spec.workdir = r.workdir;
+  bool writable_default = named || !r.save.empty() || settings.rootfs_writable;
+  spec.writable = r.writable.value_or(writable_default);
+  spec.remap_root = r.remap_root.value_or(settings.remap_root);
+  spec.mount_home = r.mount_home.value_or(settings.mount_home);
+  spec.restrict_dev = settings.restrict_dev;
+  spec.unshare_net = r.unshare_net;
+  spec.unshare_ipc = r.unshare_ipc;
+  spec.unshare_uts = r.unshare_uts;
+  const EnvLookup job = map_lookup(step.job_env);
+  spec.mounts = settings.load_mounts(job);
+  if (!named) spec.mounts.insert(spec.mounts.end(), r.mounts.begin(), r.mounts.end());
+  spec.environ = settings.load_environ(job);
+  for (const auto& name : r.env_names) {
+    if (auto it = step.job_env.find(name); it != step.job_env.end())
+      spec.env.emplace_back(name, it->second);
+  }
+  spec.runtime_dir = runtime_dir_for(config, settings, step);
+  spec.overlay = settings.overlay;
+  spec.hooks = settings.hooks();
+  spec.host.root = settings.host_root;
+  spec.host.library_dirs = settings.driver_library_dirs;
+  spec.host.slurm_tmpfs = settings.slurm_tmpfs;
+  if (settings.origin.at("SLURM_TMPFS") == "default" && !step.tmp_fs.empty()) {
+    spec.host.slurm_tmpfs = step.tmp_fs;
+  }
+  spec.hook_env = pmix_hook_env(step);
+  spec.hold = true;
+  if (step.batch && !step.argv.empty()) {
+    // The batch script lives in slurmd's spool: the same path inside, read-only.
+    MountEntry script;
+    script.source = step.argv[0];
+    script.target = step.argv[0];
+    script.bind = true;
+    script.read_only = true;
+    script.create = MountEntry::Create::file;
+    script.origin = "the batch script";
+    spec.mounts.push_back(script);
+  }
+}
+
+// The container's environment as a change to the step's, computed the way
+// run_container computes it (the keeper runs with the step's environment).
+EnvMap keeper_environment(const ContainerRequest& r, const StepInfo& step) {
+  EnvMap env = step.job_env;
+  env["SLURMD_NODENAME"] = step.node;  // as Slurm sets it for each task
+  auto listed = [&](const std::string& n) {
+    return std::find(r.env_names.begin(), r.env_names.end(), n) != r.env_names.end();
+  };
+  // The submit host's locale may not exist in the image.
+  for (const char* n : {"LANG", "LC_ALL"}) {
+    if (!listed(n)) env.erase(n);
+  }
+  return env;
+}
+
+void set_environ(const EnvMap& env) {
+  clearenv();
+  for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+}
+
+// Detaches the keeper from slurmstepd's descriptors (the step's sockets and
+// pipes must close when slurmstepd closes them) and from its signal state.
+void isolate_keeper(int& report_fd) {
+  if (report_fd != 3) {
+    dup2(report_fd, 3);
+    report_fd = 3;
+  }
+  int devnull = open("/dev/null", O_RDWR);
+  for (int fd = 0; fd < 3; ++fd) dup2(devnull, fd);
+  close_range(4, ~0U, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+std::optional<NamedContainer> wait_for_running(const ContainerStore& store,
+                                               const std::string& name) {
+  // Another step holds it and is starting it: wait (bounded) for its keeper.
+  for (int i = 0; i < 1200; ++i) {
+    auto c = store.find(name);
+    if (c && c->keeper) return c;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return std::nullopt;
+}
+
+// --container-workdir, else the image's WORKDIR, else the submit directory
+// (tasks fall back to "/" when the image has no such folder).
+std::string default_workdir(const std::string& asked, bool required, const ImageConfig& image,
+                            const StepInfo& step) {
+  if (required) return asked;
+  if (!image.working_dir.empty()) return image.working_dir;
+  return step.cwd.empty() ? "/" : step.cwd.string();
+}
+
+KeeperReport attach_report(const NamedContainer& c, const ContainerRequest& r,
+                           const Settings& settings, const StepInfo& step) {
+  ContainerSpec spec;
+  spec.image = c.config;
+  spec.environ = settings.load_environ(map_lookup(step.job_env));
+  EnvMap base = keeper_environment(r, step);
+  EnvMap env = container_environment(spec, base);
+  for (const auto& name : r.env_names) {
+    if (auto it = step.job_env.find(name); it != step.job_env.end()) env[name] = it->second;
+  }
+  if (c.remap_root) env["HOME"] = "/root";
+  KeeperReport rep;
+  rep.ok = true;
+  rep.attached = true;
+  rep.keeper = *c.keeper;
+  rep.container = "container '" + c.name + "'";
+  rep.env = env_delta(step.job_env, env);
+  rep.workdir = default_workdir(r.workdir, !r.workdir.empty(), c.config, step);
+  rep.workdir_required = !r.workdir.empty();
+  rep.remap_root = c.remap_root;
+  rep.image = c.config;
+  return rep;
+}
+
+std::string no_container_hint(const std::string& name) {
+  return "start it in an earlier step with --container-name=" + name +
+         " --container-image=IMAGE (deepops-ctr list --containers shows yours)";
+}
+
+// Picks what to start for a named container, or returns a report that
+// attaches to the one already running.
+std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest& r,
+                                       const Settings& settings, const PlugstackConfig& config,
+                                       const StepInfo& step) {
+  const auto mode = r.name->mode;
+  const std::string name = stored_container_name(r.name->name, config.job_scope, step.job_id);
+  ContainerStore store(settings.data_path);
+  auto found = store.find(name);
+  using M = ContainerRequest::NameMode;
+  if (found && mode == M::create) {
+    throw Error(Errc::invalid_argument, "container '" + r.name->name + "' already exists",
+                "drop :create to reuse it, or remove it: deepops-ctr remove " + name);
+  }
+  if (found && found->keeper) {
+    if (mode == M::no_exec) {
+      throw Error(Errc::busy, "container '" + r.name->name + "' is running in another step",
+                  ":no_exec never joins a running container; use :auto or :exec to join it");
+    }
+    return attach_report(*found, r, settings, step);
+  }
+  if (mode == M::exec) {
+    throw Error(Errc::not_found, "container '" + r.name->name + "' is not running",
+                ":exec only joins a running container; " + no_container_hint(r.name->name));
+  }
+  if (!found) {
+    if (r.image.empty()) {
+      throw Error(Errc::not_found, "there is no container '" + r.name->name + "'",
+                  "add --container-image to create it");
+    }
+    StepImage image = resolve_image(r.image, settings, step.cwd);
+    plan.report.notice = image.notice;
+    found = store.create(name, image.squashfs, r.image, image.config);
+  }
+  plan.named = found;
+  plan.spec.squashfs = found->squashfs;
+  plan.spec.image = found->config;
+  plan.spec.image_name = "container '" + r.name->name + "'";
+  plan.spec.persistent_dir = found->dir;
+  return std::nullopt;
+}
+
+[[noreturn]] void keeper_main(int report_fd, const ContainerRequest& r,
+                              const PlugstackConfig& config, const StepInfo& step,
+                              const UserIdentity& who) {
+  isolate_keeper(report_fd);
+  try {
+    prepare_runtime_path(config.runtime_path, who);
+    become_user(who);
+    const HostUser user = HostUser::current();
+    Settings settings = Settings::load(admin_env(step, user, config));
+    set_environ(keeper_environment(r, step));
+    KeeperPlan plan;
+    if (r.name) {
+      if (auto attach = plan_named(plan, r, settings, config, step)) {
+        write_all(report_fd, attach->to_json());
+        _exit(0);
+      }
+    } else {
+      StepImage image = resolve_image(r.image, settings, step.cwd);
+      plan.report.notice = image.notice;
+      plan.spec.squashfs = image.squashfs;
+      plan.spec.image = image.config;
+      plan.spec.image_name = image.name;
+    }
+    apply_request(plan.spec, r, settings, config, step, plan.named.has_value());
+    if (r.entrypoint.value_or(false) && !plan.spec.image.entrypoint.empty()) {
+      // Once per node, before the tasks: what it prepares stays for them.
+      plan.spec.prepare = plan.spec.image.entrypoint;
+      plan.spec.prepare.push_back("true");
+    }
+    KeeperReport& rep = plan.report;
+    rep.container = plan.spec.image_name;
+    rep.squashfs = plan.spec.squashfs;
+    rep.image = plan.spec.image;
+    rep.runtime_dir = plan.spec.runtime_dir;
+    if (!r.save.empty()) {
+      rep.save_to = fs::path(r.save).is_absolute() ? fs::path(r.save) : step.cwd / r.save;
+      if (!plan.named) {
+        // The writes must outlive the keeper to be saved: keep them on disk.
+        rep.layer_dir =
+            settings.data_path / ".save" / (step.job_id + "." + step.step_id + "." + step.node);
+        rep.layer_is_temporary = true;
+        fs::remove_all(rep.layer_dir);
+        fs::create_directories(rep.layer_dir / "upper");
+        fs::create_directories(rep.layer_dir / "work");
+        plan.spec.persistent_dir = rep.layer_dir;
+      } else {
+        rep.layer_dir = plan.named->dir;
+      }
+    }
+    std::optional<ContainerStore::RunLock> lock;
+    if (plan.named) {
+      try {
+        lock.emplace(ContainerStore(settings.data_path).lock_for_run(*plan.named));
+      } catch (const Error& e) {
+        // Another step started it a moment ago: join it once it is ready.
+        if (e.code() != Errc::busy || r.name->mode == ContainerRequest::NameMode::no_exec) throw;
+        auto running = wait_for_running(ContainerStore(settings.data_path), plan.named->name);
+        if (!running) throw;
+        write_all(report_fd, attach_report(*running, r, settings, step).to_json());
+        _exit(0);
+      }
+    }
+    const EnvMap before = step.job_env;
+    plan.spec.on_ready = [&](const ReadyContainer& ready) {
+      if (lock) lock->publish_keeper(getpid(), ready.remap_root);
+      rep.ok = true;
+      rep.keeper = getpid();
+      rep.env = env_delta(before, ready.env);
+      rep.workdir = default_workdir(ready.workdir, ready.workdir_required, plan.spec.image, step);
+      rep.workdir_required = ready.workdir_required;
+      rep.remap_root = ready.remap_root;
+      if (r.entrypoint_log) rep.log = ready.prepare_output;
+      write_all(report_fd, rep.to_json());
+      close(report_fd);
+    };
+    _exit(run_container(plan.spec));
+  } catch (const Error& e) {
+    write_all(report_fd, error_json(e).dump());
+  } catch (const std::exception& e) {
+    write_all(report_fd, error_json(Error(Errc::internal, e.what())).dump());
+  }
+  _exit(125);
+}
+
+bool wait_bounded(pid_t pid, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    pid_t got = waitpid(pid, &status, WNOHANG);
+    if (got == pid || (got < 0 && errno == ECHILD)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ public
+
+std::string nth_host(const std::string& nodelist, unsigned n) {
+  hostlist_t hl = slurm_hostlist_create(nodelist.c_str());
+  if (!hl) return "";
+  std::string out;
+  for (unsigned i = 0; i <= n; ++i) {
+    char* host = slurm_hostlist_shift(hl);
+    if (!host) {
+      out.clear();
+      break;
+    }
+    out = host;
+    free(host);
+  }
+  slurm_hostlist_destroy(hl);
+  return out;
+}
+
+std::string first_host(const std::string& nodelist) {
+  std::string host = nth_host(nodelist, 0);
+  return host.empty() ? nodelist : host;
+}
+
+EnvDelta env_delta(const EnvMap& before, const EnvMap& after) {
+  EnvDelta d;
+  for (const auto& [k, v] : after) {
+    auto it = before.find(k);
+    if (it == before.end() || it->second != v) d.set[k] = v;
+  }
+  for (const auto& [k, v] : before) {
+    if (!after.count(k)) d.unset.push_back(k);
+  }
+  return d;
+}
+
+std::string KeeperReport::to_json() const {
+  json j = {{"ok", ok},
+            {"error", error},
+            {"keeper", keeper},
+            {"attached", attached},
+            {"container", container},
+            {"notice", notice},
+            {"log", log},
+            {"set", env.set},
+            {"unset", env.unset},
+            {"workdir", workdir},
+            {"workdir_required", workdir_required},
+            {"remap_root", remap_root},
+            {"image", image.to_json()},
+            {"squashfs", squashfs.string()},
+            {"layer_dir", layer_dir.string()},
+            {"layer_is_temporary", layer_is_temporary},
+            {"save_to", save_to.string()},
+            {"runtime_dir", runtime_dir.string()}};
+  return j.dump();
+}
+
+KeeperReport KeeperReport::from_json(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  KeeperReport r;
+  if (j.is_discarded() || !j.is_object()) {
+    r.error = "the container's keeper sent no report";
+    return r;
+  }
+  r.ok = j.value("ok", false);
+  r.error = j.value("error", "");
+  if (!r.ok) return r;
+  r.keeper = j.value("keeper", 0);
+  r.attached = j.value("attached", false);
+  r.container = j.value("container", "");
+  r.notice = j.value("notice", "");
+  r.log = j.value("log", "");
+  r.env.set = j.value("set", EnvMap{});
+  r.env.unset = j.value("unset", std::vector<std::string>{});
+  r.workdir = j.value("workdir", "/");
+  r.workdir_required = j.value("workdir_required", false);
+  r.remap_root = j.value("remap_root", false);
+  if (j.contains("image")) r.image = ImageConfig::from_json(j["image"]);
+  r.squashfs = j.value("squashfs", "");
+  r.layer_dir = j.value("layer_dir", "");
+  r.layer_is_temporary = j.value("layer_is_temporary", false);
+  r.save_to = j.value("save_to", "");
+  r.runtime_dir = j.value("runtime_dir", "");
+  return r;
+}
+
+EnvMap pytorch_env(const EnvMap& task_env, const ImageConfig& image) {
+  bool pytorch = std::any_of(image.env.begin(), image.env.end(), [](const std::string& kv) {
+    return kv.starts_with("PYTORCH_VERSION=");
+  });
+  if (!pytorch) return {};
+  auto get = [&](const char* k) {
+    auto it = task_env.find(k);
+    return it == task_env.end() ? std::string() : it->second;
+  };
+  EnvMap out;
+  if (auto v = get("SLURM_PROCID"); !v.empty()) out["RANK"] = v;
+  if (auto v = get("SLURM_LOCALID"); !v.empty()) out["LOCAL_RANK"] = v;
+  if (auto v = get("SLURM_STEP_NUM_TASKS"); !v.empty()) {
+    out["WORLD_SIZE"] = v;
+  } else if (auto n = get("SLURM_NTASKS"); !n.empty()) {
+    out["WORLD_SIZE"] = n;
+  }
+  if (auto v = get("SLURM_LAUNCH_NODE_IPADDR"); !v.empty()) out["MASTER_ADDR"] = v;
+  std::string nodes = get("SLURM_STEP_NODELIST");
+  if (nodes.empty()) nodes = get("SLURM_JOB_NODELIST");
+  if (!nodes.empty()) out["MASTER_ADDR"] = first_host(nodes);
+  // One port per job, the same on every node, clear of the ephemeral range.
+  long job = std::strtol(get("SLURM_JOB_ID").c_str(), nullptr, 10);
+  out["MASTER_PORT"] = std::to_string(20000 + job % 10000);
+  return out;
+}
+
+EnvMap pmix_hook_env(const StepInfo& step) {
+  auto mpi = step.job_env.find("SLURM_MPI_TYPE");
+  if (mpi == step.job_env.end() || !mpi->second.starts_with("pmix") ||
+      step.slurmd_spool_dir.empty()) {
+    return {};
+  }
+  // Slurm's mpi/pmix: <SlurmdSpoolDir>/pmix.<job>.<step>/ (PMIxCliTmpDirBase unset).
+  std::string ns = "slurm.pmix." + step.job_id + "." + step.step_id;
+  return {{"PMIX_SERVER_TMPDIR",
+           step.slurmd_spool_dir + "/pmix." + step.job_id + "." + step.step_id + "/"},
+          {"PMIX_NAMESPACE", ns}};
+}
+
+std::string job_scope_prefix(const std::string& job_id) { return "job" + job_id + "."; }
+
+std::string stored_container_name(const std::string& name, bool job_scope,
+                                  const std::string& job_id) {
+  return job_scope ? job_scope_prefix(job_id) + name : name;
+}
+
+KeeperReport start_step_container(const ContainerRequest& request, const PlugstackConfig& config,
+                                  const StepInfo& step) {
+  KeeperReport failed;
+  try {
+    const UserIdentity& who = step.who;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) throw sys_error("pipe", errno);
+    UniqueFd r(fds[0]), w(fds[1]);
+    pid_t pid = fork();
+    if (pid < 0) throw sys_error("cannot fork the container's keeper", errno);
+    if (pid == 0) {
+      r.reset();
+      int report_fd = w.release();
+      keeper_main(report_fd, request, config, step, who);
+    }
+    w.reset();
+    KeeperReport rep = KeeperReport::from_json(read_all(r.get()));
+    if (!rep.ok) {
+      int status = 0;
+      if (wait_bounded(pid, std::chrono::seconds(10))) {
+        waitpid(pid, &status, WNOHANG);
+      } else {
+        kill(pid, SIGKILL);
+        wait_child(pid);
+      }
+      if (rep.error.empty() || rep.error == "the container's keeper sent no report") {
+        rep.error = "the container's keeper died before it was ready";
+      }
+      return rep;
+    }
+    if (rep.attached) wait_child(pid);  // it only looked
+    return rep;
+  } catch (const Error& e) {
+    failed.error = e.describe();
+  }
+  return failed;
+}
+
+std::vector<std::string> stop_step_container(const KeeperReport& report, const StepInfo& step,
+                                             const PlugstackConfig& config) {
+  std::vector<std::string> log;
+  if (!report.ok || report.attached) return log;
+  kill(report.keeper, SIGTERM);
+  if (!wait_bounded(report.keeper, std::chrono::seconds(10))) {
+    log.push_back("the container's keeper ignored SIGTERM for 10 s; killed");
+    kill(report.keeper, SIGKILL);
+    wait_bounded(report.keeper, std::chrono::seconds(5));
+  }
+  if (report.save_to.empty()) return log;
+  try {
+    run_in_child(step.who, [&] {
+      ContainerSpec spec;
+      spec.squashfs = report.squashfs;
+      spec.image = report.image;
+      spec.image_name = report.container;
+      spec.persistent_dir = report.layer_dir;
+      spec.runtime_dir = report.runtime_dir;
+      export_container(spec, report.save_to);
+      if (report.layer_is_temporary) fs::remove_all(report.layer_dir);
+      return std::string();
+    });
+    log.push_back("saved the container to " + report.save_to.string());
+  } catch (const Error& e) {
+    log.push_back("cannot save the container to " + report.save_to.string() + ": " + e.describe());
+  }
+  (void)config;
+  return log;
+}
+
+std::vector<std::string> remove_job_containers(uid_t uid, gid_t gid, const std::string& job_id,
+                                               const std::string& node,
+                                               const PlugstackConfig& config) {
+  std::vector<std::string> log;
+  try {
+    UserIdentity who = identity_of(uid, gid);
+    std::string removed = run_in_child(who, [&] {
+      const HostUser user = HostUser::current();
+      StepInfo step;
+      step.uid = uid;
+      step.gid = gid;
+      step.job_id = job_id;
+      step.node = node;
+      Settings settings = Settings::load(admin_env(step, user, config));
+      ContainerStore store(settings.data_path);
+      std::string names;
+      for (const auto& c : store.list()) {
+        if (!c.name.starts_with(job_scope_prefix(job_id))) continue;
+        store.remove(c.name);
+        names += " " + c.name;
+      }
+      return names;
+    });
+    if (!removed.empty()) log.push_back("removed the job's containers:" + removed);
+  } catch (const Error& e) {
+    log.push_back("cannot remove the job's containers: " + e.describe());
+  }
+  return log;
+}
+
+}  // namespace deepops::spank

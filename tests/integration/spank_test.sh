@@ -1,0 +1,317 @@
+#!/usr/bin/env bash
+# Acceptance checks of spank_deepops.so on a real Slurm: every --container-*
+# option and PYXIS_CONTAINER_* variable has its effect asserted, errors give a
+# non-zero exit and their own message, concurrent steps share one import per
+# node, and 200 steps leak nothing. srun, sbatch and salloc run as the lab's
+# unprivileged user.
+#
+# Usage: spank_test.sh PLUGIN DEEPOPS_CTR MPI_HELLO
+#   DEEPOPS_TEST_LAB   the lab (default main: loopback, 2 nodes, registries)
+#   SPANK_TEST_QUICK=1 the basic checks only (for a netns lab without registry),
+#                      from a squashfs file imported from SPANK_TEST_REGISTRY
+# shellcheck disable=SC2016 # the single-quoted commands run in the container
+set -euo pipefail
+PLUGIN=$(readlink -f "$1")
+CTR=$(readlink -f "$2")
+MPI_HELLO=$(readlink -f "$3")
+HERE=$(cd "$(dirname "$0")" && pwd)
+LAB=$HERE/../lab/lab
+LAB_NAME=${DEEPOPS_TEST_LAB:-main}
+QUICK=${SPANK_TEST_QUICK:-0}
+# shellcheck disable=SC1090,SC1091
+source "/var/lib/deepops-lab/$LAB_NAME/env"
+USER_NAME=$DEEPOPS_LAB_USER
+USER_HOME=$(getent passwd "$USER_NAME" | cut -d: -f6)
+ETC=$DEEPOPS_LAB/deepops/etc
+work=$(mktemp -d "$DEEPOPS_LAB_SHARED/spank-test.XXXXXX")
+chmod 0755 "$work"
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+  "$LAB" plugin --name "$LAB_NAME" >/dev/null 2>&1 || true
+  rm -f "$ETC/conf.d/test.conf"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$work/data" "$work/cache" "$work/out"
+chown "$USER_NAME:" "$work" "$work/data" "$work/cache" "$work/out"
+
+failures=0
+pass() { echo "PASS $*"; }
+fail() {
+  echo "FAIL $*"
+  failures=$((failures + 1))
+}
+# as_user COMMAND...: in the lab's environment, as the test user, from $work.
+as_user() { "$LAB" run --name "$LAB_NAME" -- bash -c 'cd "$0" && exec "$@"' "$work" "$@"; }
+# expect NAME WANT COMMAND...: stdout (trimmed) must equal WANT, and exit 0.
+expect() {
+  local name=$1 want=$2 got rc=0
+  shift 2
+  got=$(as_user timeout 120 "$@" 2>"$work/stderr") || rc=$?
+  if [[ $rc -eq 0 && $got == "$want" ]]; then pass "$name"; else
+    fail "$name: rc $rc, got '$got', want '$want' ($(head -c 400 "$work/stderr"))"
+  fi
+}
+# expect_fail NAME RC PATTERN COMMAND...: must exit RC with PATTERN on stderr.
+expect_fail() {
+  local name=$1 want_rc=$2 pattern=$3 rc=0
+  shift 3
+  as_user timeout 120 "$@" >"$work/stdout" 2>"$work/stderr" || rc=$?
+  if [[ $rc -ne $want_rc ]]; then
+    fail "$name: exit $rc, want $want_rc ($(head -c 400 "$work/stderr"))"
+  elif grep -q -- "$pattern" "$work/stderr"; then pass "$name"; else
+    fail "$name: stderr does not mention '$pattern': $(head -c 400 "$work/stderr")"
+  fi
+}
+
+# wait_until TRIES COMMAND...: poll every 0.2 s, a bounded number of times.
+wait_until() {
+  local tries=$1 i
+  shift
+  for ((i = 0; i < tries; i++)); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  return 1
+}
+# Each node gets its own cache and data folder, as on a cluster with local disks.
+"$LAB" plugin --name "$LAB_NAME" -- "$PLUGIN" >/dev/null
+cat >"$ETC/conf.d/test.conf" <<CONF
+CACHE_PATH $work/cache/\${SLURMD_NODENAME}
+DATA_PATH $work/data/\${SLURMD_NODENAME}
+CONF
+
+IMG=${DEEPOPS_LAB_REGISTRY:-}/deepops/tiny
+if [[ $QUICK == 1 ]]; then
+  # No registry reachable from the nodes: start from a squashfs file.
+  registry=${SPANK_TEST_REGISTRY:-${DEEPOPS_LAB_REGISTRY:-}}
+  as_user "$CTR" import -q --cache "$work/cache/host" --allow-http "$registry" \
+    -o "$work/tiny.sqsh" "$registry/deepops/tiny" >/dev/null
+  IMG=$work/tiny.sqsh
+fi
+
+# ---- the basics: tasks run in the image, on every node, one container per node
+expect "srun --container-image runs the task in the image" "/bin/busybox" \
+  srun --container-image="$IMG" readlink -f /bin/sh
+nodes=$DEEPOPS_LAB_NODES
+out=$(as_user timeout 120 srun -N"$nodes" -n$((2 * nodes)) --container-image="$IMG" \
+  sh -c 'echo "$SLURM_NODEID $(readlink /proc/self/ns/mnt) $(readlink -f /bin/sh)"' 2>&1 || true)
+tasks=$(grep -c busybox <<<"$out" || true)
+per_node=$(grep busybox <<<"$out" | awk '{print $1, $2}' | sort -u | wc -l)
+if [[ $tasks == $((2 * nodes)) && $per_node == "$nodes" ]]; then
+  pass "-N$nodes -n$((2 * nodes)): every task in the image, tasks of a node share one container"
+else fail "multi-node step: $out"; fi
+expect "a step without --container-image is left alone" "$(readlink -f /bin/sh)" srun readlink -f /bin/sh
+expect "the task is the user, uid mapped to itself" "$(id -u "$USER_NAME")" \
+  srun --container-image="$IMG" id -u
+
+if [[ $QUICK == 1 ]]; then
+  echo "spank_test (quick, lab $LAB_NAME): $failures failure(s)"
+  exit $((failures > 0))
+fi
+
+# ---- errors: a non-zero exit and the specific message, never "launch failed, exit 0"
+expect_fail "bad image name: srun refuses it" 255 "invalid image reference" \
+  srun --container-image='bad::name' true
+expect_fail "unknown image: not found, with the fix" 1 "not found on $DEEPOPS_LAB_REGISTRY" \
+  srun --container-image="$DEEPOPS_LAB_REGISTRY/deepops/no-such-image" true
+expect_fail "unknown registry: cannot connect" 1 "is the registry up and reachable" \
+  srun --container-image=127.0.0.1:9/deepops/tiny true
+mkdir -p "$work/creds"
+printf 'machine %s login %s password wrong-password\n' "$DEEPOPS_LAB_REGISTRY_TLS" \
+  "$DEEPOPS_LAB_REGISTRY_USER" >"$work/creds/.credentials"
+chown -R "$USER_NAME:" "$work/creds"
+expect_fail "bad credentials: rejected, names the credentials file" 1 "$work/creds/.credentials" \
+  env ENROOT_CONFIG_PATH="$work/creds" srun --container-image="$DEEPOPS_LAB_REGISTRY_TLS/deepops/tiny" true
+expect_fail "missing mount source: srun refuses it before launch" 1 "/no/such/dir does not exist" \
+  srun --container-image="$IMG" --container-mounts=/no/such/dir:/x true
+echo "not a squashfs" >"$work/broken.sqsh"
+chown "$USER_NAME:" "$work/broken.sqsh"
+expect_fail "an image that cannot start: its error" 1 "broken.sqsh" \
+  srun --container-image=./broken.sqsh true
+expect_fail "a working directory missing in the image" 1 "working directory /no/such/dir" \
+  srun --container-image="$IMG" --container-workdir=/no/such/dir true
+touch "$work/img.sqsh"
+chown "$USER_NAME:" "$work/img.sqsh"
+expect_fail "an image file without ./ is explained" 255 "write './img.sqsh'" \
+  srun --container-image=img.sqsh true
+expect_fail "--container-save with a trailing / is refused" 255 "container-save" \
+  srun --container-image="$IMG" --container-save="$work/out/" true
+
+# ---- options, each by its effect
+echo hello >"$work/data/file"
+expect "--container-mounts SRC:DST:ro binds the folder" "hello" \
+  srun --container-image="$IMG" --container-mounts="$work/data:/data:ro" cat /data/file
+expect_fail "--container-mounts ro: writes fail" 1 "Read-only file system" \
+  srun --container-image="$IMG" --container-mounts="$work/data:/data:ro" touch /data/new
+expect "--container-mounts tmpfs:/scratch" "ok" \
+  srun --container-image="$IMG" --container-mounts=tmpfs:/scratch sh -c 'touch /scratch/x && echo ok'
+expect "--container-workdir" "/etc" srun --container-image="$IMG" --container-workdir=/etc pwd
+expect "default: read-only root" "read-only" \
+  srun --container-image="$IMG" sh -c 'touch /new 2>/dev/null && echo writable || echo read-only'
+expect "--container-writable" "writable" \
+  srun --container-image="$IMG" --container-writable sh -c 'touch /new && echo writable'
+expect "--container-readonly wins over the settings" "read-only" \
+  srun --container-image="$IMG" --container-readonly sh -c 'touch /new 2>/dev/null && echo writable || echo read-only'
+expect "--container-remap-root: uid 0 inside" "0" srun --container-image="$IMG" --container-remap-root id -u
+expect "--no-container-remap-root" "$(id -u "$USER_NAME")" \
+  srun --container-image="$IMG" --no-container-remap-root id -u
+expect "--container-mount-home" "yes" \
+  srun --container-image="$IMG" --container-mount-home sh -c "test -d '$USER_HOME' && echo yes"
+expect "--no-container-mount-home" "no" \
+  srun --container-image="$IMG" --no-container-mount-home sh -c "test -d '$USER_HOME' && echo yes || echo no"
+expect "--container-unshare=net: only loopback" "lo:" \
+  srun --container-image="$IMG" --container-unshare=net \
+  sh -c 'while read -r i _; do case $i in *:) echo "$i" ;; esac; done </proc/net/dev' 
+expect "--container-unshare=uts: its own hostname" "renamed" \
+  srun --container-image="$IMG" --container-unshare=uts --container-remap-root sh -c 'hostname renamed && hostname'
+
+# An image with ENV, WORKDIR and ENTRYPOINT: the tiny image's squashfs with
+# its metadata edited beside it.
+as_user "$CTR" import -q --cache "$work/cache/host" --allow-http "$DEEPOPS_LAB_REGISTRY" \
+  -o "$work/pt.sqsh" "$DEEPOPS_LAB_REGISTRY/deepops/tiny" >/dev/null
+python3 - "$work/pt.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+meta = json.load(open(p))
+c = meta["config"]
+c["env"] += ["PYTORCH_VERSION=2.3.0", "FROM_IMAGE=image", "SHARED=image"]
+c["working_dir"] = "/etc"
+c["entrypoint"] = ["/bin/sh", "-c", "echo entrypoint-ran; echo marked >/tmp/entry-mark; exec \"$@\"", "entry"]
+json.dump(meta, open(p, "w"))
+PY
+PT=./pt.sqsh
+expect "the image's WORKDIR is the default" "/etc" srun --container-image="$PT" pwd
+expect "the image's ENV wins over the job's" "image" \
+  env SHARED=job srun --container-image="$PT" sh -c 'echo $SHARED'
+expect "--container-env: the job's value wins" "job" \
+  env SHARED=job srun --container-image="$PT" --container-env=SHARED sh -c 'echo $SHARED'
+expect "LANG from the submit host is dropped" "unset" \
+  env LANG=xx_XX.UTF-8 srun --container-image="$PT" sh -c 'echo ${LANG:-unset}'
+expect "--container-env=LANG keeps it" "xx_XX.UTF-8" \
+  env LANG=xx_XX.UTF-8 srun --container-image="$PT" --container-env=LANG sh -c 'echo ${LANG:-unset}'
+pt=$(as_user timeout 60 srun -N2 -n2 -l --container-image="$PT" \
+  sh -c 'echo $RANK/$LOCAL_RANK/$WORLD_SIZE/$MASTER_ADDR/$MASTER_PORT' 2>&1 | sort || true)
+job_port_ok=$(awk -F/ '{print $5}' <<<"$pt" | sort -u | grep -cE '^[0-9]+$' || true)
+if grep -q "^0: 0/0/2/n1/" <<<"$pt" && grep -q "^1: 1/0/2/n1/" <<<"$pt" && [[ $job_port_ok == 1 ]]; then
+  pass "PyTorch: RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR (first node), one MASTER_PORT"
+else fail "PyTorch variables: $pt"; fi
+expect "no ENTRYPOINT by default" "none" \
+  srun --container-image="$PT" sh -c 'cat /tmp/entry-mark 2>/dev/null || echo none'
+expect "--container-entrypoint runs it first, once per node" "marked" \
+  srun --container-image="$PT" --container-entrypoint cat /tmp/entry-mark
+expect_fail "--container-entrypoint-log shows its output" 0 "entrypoint-ran" \
+  srun --container-image="$PT" --container-entrypoint --container-entrypoint-log true
+expect "PYXIS_CONTAINER_IMAGE: the variable works as the option" "/bin/busybox" \
+  env PYXIS_CONTAINER_IMAGE="$IMG" srun readlink -f /bin/sh
+expect "PYXIS_CONTAINER_WORKDIR loses to --container-workdir" "/etc" \
+  env PYXIS_CONTAINER_WORKDIR=/ srun --container-image="$IMG" --container-workdir=/etc pwd
+
+# ---- named containers
+expect "--container-name: created from the image, writable, writes kept" "kept" \
+  srun -w n1 --container-name=c1 --container-image="$IMG" sh -c 'echo kept >/state && cat /state'
+expect "--container-name: a later step finds the writes, no image needed" "kept" \
+  srun -w n1 --container-name=c1 cat /state
+expect_fail "--container-name=NAME:create fails if it exists" 1 "already exists" \
+  srun -w n1 --container-name=c1:create --container-image="$IMG" true
+expect_fail "--container-name=NAME:exec fails unless it is running" 1 "is not running" \
+  srun -w n1 --container-name=c1:exec true
+expect_fail "--container-name without an image for a new one" 1 "add --container-image" \
+  srun -w n1 --container-name=c2 true
+# A long step holds c1; :exec and :auto join it, :no_exec refuses.
+as_user sbatch -w n1 -o /dev/null --wrap "srun --container-name=c1 sh -c 'echo live >/tmp/live; sleep 120'" >/dev/null
+# shellcheck disable=SC2317 # called through wait_until
+c1_running() { as_user env DEEPOPS_DATA_PATH="$work/data/n1" "$CTR" list --containers | grep -q '^c1 .*running'; }
+# shellcheck disable=SC2317 # called through wait_until
+c1_live() { as_user srun -w n1 --container-name=c1:exec cat /tmp/live | grep -q live; }
+wait_until 300 c1_running || fail "the long step's container c1 never ran"
+wait_until 50 c1_live || true
+expect "--container-name=NAME:exec joins the running container" "live" \
+  srun -w n1 --container-name=c1:exec cat /tmp/live
+expect "--container-name=NAME (auto) joins it too" "live" \
+  srun -w n1 --container-name=c1 cat /tmp/live
+expect_fail "--container-name=NAME:no_exec refuses a running one" 1 "never joins" \
+  srun -w n1 --container-name=c1:no_exec true
+as_user scancel -u "$USER_NAME" >/dev/null 2>&1 || true
+# shellcheck disable=SC2317 # called through wait_until
+c1_stopped() { ! c1_running; }
+wait_until 300 c1_stopped || fail "c1 still runs after its step was cancelled"
+
+# ---- --container-save
+expect "--container-save: writes end up in a new image" "saved" \
+  srun -w n1 --container-image="$IMG" --container-save="$work/out/saved.sqsh" \
+  sh -c 'echo saved >/saved-file && cat /saved-file'
+expect "the saved image runs, with the writes" "saved" \
+  srun --container-image="$work/out/saved.sqsh" cat /saved-file
+
+# ---- sbatch and salloc
+cat >"$work/job.sh" <<JOB
+#!/bin/sh
+#SBATCH --container-image=$IMG
+#SBATCH --output=$work/out/job.out
+echo "shell \$(readlink -f /bin/sh) script \$0"
+JOB
+chmod 0755 "$work/job.sh"
+as_user timeout 120 sbatch --wait "$work/job.sh" >/dev/null 2>&1 || true
+if grep -q "^shell /bin/busybox script .*slurm_script" "$work/out/job.out" 2>/dev/null; then
+  pass "sbatch: the batch script runs in the container"
+else fail "sbatch: $(cat "$work/out/job.out" 2>/dev/null)"; fi
+expect "salloc --container-image: its srun steps inherit it" "/bin/busybox" \
+  salloc -N1 --container-image="$IMG" srun readlink -f /bin/sh
+
+# ---- MPI over PMIx, ranks in containers on two nodes
+MPI_IMG=$DEEPOPS_LAB_REGISTRY/deepops/debian-openmpi
+install -m 0755 "$MPI_HELLO" "$work/mpi_hello"
+mpi_out=$(as_user env OMPI_MCA_btl='^vader' timeout 180 srun -N2 --mpi=pmix \
+  --container-image="$MPI_IMG" --container-mounts="$work/mpi_hello:/usr/local/bin/mpi_hello" \
+  mpi_hello 2>&1 || true)
+if [[ $(grep -c 'sum of ranks 1$' <<<"$mpi_out") == 2 ]]; then
+  pass "MPI: srun -N2 --mpi=pmix --container-image: an all-reduce across 2 nodes"
+else fail "MPI over PMIx: $(head -c 800 <<<"$mpi_out")"; fi
+
+# ---- sharing: 16 concurrent steps on an uncached image, one import per node
+rm -rf "${work:?}/cache/"n*
+as_user salloc -N2 bash -c 'for i in $(seq 16); do srun --overlap -N2 --container-image="$0" true 2>>"$1/out/share.err" & done; wait' \
+  "$DEEPOPS_LAB_REGISTRY/deepops/layered" "$work" >/dev/null 2>&1 || true
+imports=$(grep -c "deepops: imported" "$work/out/share.err" || true)
+images=$(find "$work/cache" -path '*/n*/images/*.sqsh' | wc -l)
+if [[ $imports == 2 && $images == 2 ]]; then pass "16 concurrent steps on 2 nodes: one import per node"; else
+  fail "sharing: $imports imports, $images cached images ($(grep -v imported "$work/out/share.err" | head -c 400))"
+fi
+
+# ---- job-scoped named containers are removed in the epilog
+"$LAB" plugin --name "$LAB_NAME" -- "$PLUGIN" container_scope=job >/dev/null
+cat >"$work/scoped.sh" <<JOB
+#!/bin/sh
+#SBATCH --output=$work/out/scoped.out
+srun -w n1 --container-name=js --container-image=$IMG sh -c 'echo one >/f'
+srun -w n1 --container-name=js cat /f
+ls $work/data/n1/containers
+JOB
+chmod 0755 "$work/scoped.sh"
+as_user timeout 120 sbatch --wait "$work/scoped.sh" >/dev/null 2>&1 || true
+# shellcheck disable=SC2317 # called through wait_until
+scoped_gone() { [[ -z $(find "$work/data/n1/containers" -maxdepth 1 -name 'job*') ]]; }
+if grep -qx one "$work/out/scoped.out" && grep -q '^job[0-9]*\.js$' "$work/out/scoped.out" &&
+  wait_until 100 scoped_gone; then
+  pass "container_scope=job: per-job names, kept across steps, removed in the epilog"
+else fail "container_scope=job: $(cat "$work/out/scoped.out"; ls "$work/data/n1/containers" 2>&1)"; fi
+"$LAB" plugin --name "$LAB_NAME" -- "$PLUGIN" >/dev/null
+
+# ---- 200 container steps in a row leave nothing behind
+# shellcheck disable=SC2317 # called through wait_until
+user_idle() { ! pgrep -u "$USER_NAME" >/dev/null; }
+wait_until 100 user_idle || fail "the test user still runs: $(pgrep -a -u "$USER_NAME" | head -5)"
+before_mounts=$(grep -c " $DEEPOPS_LAB/" /proc/self/mounts || true)
+as_user bash -c 'for i in $(seq 200); do srun --container-image="$0" true || exit 1; done' "$IMG" ||
+  fail "200 steps: a step failed"
+wait_until 100 user_idle || true
+leftover_procs=$(pgrep -c -u "$USER_NAME" || true)
+leftover_mounts=$(($(grep -c " $DEEPOPS_LAB/" /proc/self/mounts || true) - before_mounts))
+leftover_files=$(find "$DEEPOPS_LAB/deepops/run" -mindepth 2 | wc -l)
+if [[ $leftover_procs == 0 && $leftover_mounts -le 0 && $leftover_files == 0 ]]; then
+  pass "200 container steps: no process, mount or runtime file left"
+else fail "200 steps left $leftover_procs processes ($(pgrep -a -u "$USER_NAME" | head -3)), $leftover_mounts mounts, $leftover_files files"; fi
+
+echo "spank_test (lab $LAB_NAME): $failures failure(s)"
+exit $((failures > 0))

@@ -1,0 +1,104 @@
+// The node side of the SPANK plugin that needs no Slurm daemon: what the
+// keeper tells the tasks, the PyTorch and PMIx variables, names.
+#include <gtest/gtest.h>
+
+#include "step_container.hpp"
+
+namespace deepops::spank {
+namespace {
+
+TEST(EnvDelta, SetsChangedAndNewUnsetsGone) {
+  EnvMap before = {{"A", "1"}, {"B", "2"}, {"LANG", "C.UTF-8"}};
+  EnvMap after = {{"A", "1"}, {"B", "3"}, {"PATH", "/usr/bin"}};
+  EnvDelta d = env_delta(before, after);
+  EXPECT_EQ(d.set, (EnvMap{{"B", "3"}, {"PATH", "/usr/bin"}}));
+  EXPECT_EQ(d.unset, std::vector<std::string>{"LANG"});
+  EnvDelta none = env_delta(before, before);
+  EXPECT_TRUE(none.set.empty());
+  EXPECT_TRUE(none.unset.empty());
+}
+
+TEST(KeeperReport, RoundTripsThroughJson) {
+  KeeperReport r;
+  r.ok = true;
+  r.keeper = 4242;
+  r.container = "nvcr.io/nvidia/pytorch:24.05-py3";
+  r.notice = "imported";
+  r.env.set = {{"X", "a b"}};
+  r.env.unset = {"LANG"};
+  r.workdir = "/workspace";
+  r.workdir_required = true;
+  r.remap_root = true;
+  r.image.env = {"PYTORCH_VERSION=2.3"};
+  r.save_to = "/out/x.sqsh";
+  r.layer_dir = "/data/.save/1.0.n1";
+  r.layer_is_temporary = true;
+  KeeperReport back = KeeperReport::from_json(r.to_json());
+  EXPECT_TRUE(back.ok);
+  EXPECT_EQ(back.keeper, 4242);
+  EXPECT_EQ(back.container, r.container);
+  EXPECT_EQ(back.env.set, r.env.set);
+  EXPECT_EQ(back.env.unset, r.env.unset);
+  EXPECT_EQ(back.workdir, "/workspace");
+  EXPECT_TRUE(back.workdir_required && back.remap_root && back.layer_is_temporary);
+  EXPECT_EQ(back.image.env, r.image.env);
+  EXPECT_EQ(back.save_to, "/out/x.sqsh");
+}
+
+TEST(KeeperReport, GarbageOrSilenceIsAnError) {
+  EXPECT_FALSE(KeeperReport::from_json("").ok);
+  EXPECT_NE(KeeperReport::from_json("").error.find("no report"), std::string::npos);
+  EXPECT_FALSE(KeeperReport::from_json("{\"ok\": tr").ok);
+  KeeperReport failed = KeeperReport::from_json(R"({"ok": false, "error": "no such image"})");
+  EXPECT_FALSE(failed.ok);
+  EXPECT_EQ(failed.error, "no such image");
+}
+
+TEST(PytorchEnv, OnlyForPytorchImages) {
+  EnvMap task = {{"SLURM_PROCID", "3"},
+                 {"SLURM_LOCALID", "1"},
+                 {"SLURM_STEP_NUM_TASKS", "8"},
+                 {"SLURM_STEP_NODELIST", "gpu[07-08]"},
+                 {"SLURM_JOB_ID", "123456"}};
+  ImageConfig plain;
+  EXPECT_TRUE(pytorch_env(task, plain).empty());
+  ImageConfig torch;
+  torch.env = {"PATH=/usr/bin", "PYTORCH_VERSION=2.3.0"};
+  EnvMap e = pytorch_env(task, torch);
+  EXPECT_EQ(e["RANK"], "3");
+  EXPECT_EQ(e["LOCAL_RANK"], "1");
+  EXPECT_EQ(e["WORLD_SIZE"], "8");
+  EXPECT_EQ(e["MASTER_ADDR"], "gpu07");
+  EXPECT_EQ(e["MASTER_PORT"], std::to_string(20000 + 123456 % 10000));
+}
+
+TEST(Hostlist, NthAndFirstHost) {
+  EXPECT_EQ(first_host("n[3-5],m1"), "n3");
+  EXPECT_EQ(nth_host("n[3-5],m1", 2), "n5");
+  EXPECT_EQ(nth_host("n[3-5],m1", 3), "m1");
+  EXPECT_EQ(nth_host("n[3-5],m1", 4), "");
+  EXPECT_EQ(nth_host("", 0), "");
+}
+
+TEST(ContainerNames, JobScopePrefixesTheJob) {
+  EXPECT_EQ(stored_container_name("dev", false, "77"), "dev");
+  EXPECT_EQ(stored_container_name("dev", true, "77"), "job77.dev");
+  EXPECT_TRUE(stored_container_name("dev", true, "77").starts_with(job_scope_prefix("77")));
+}
+
+TEST(PmixHookEnv, OnlyForPmixSteps) {
+  StepInfo step;
+  step.job_id = "12";
+  step.step_id = "3";
+  step.slurmd_spool_dir = "/var/spool/slurmd";
+  EXPECT_TRUE(pmix_hook_env(step).empty());
+  step.job_env["SLURM_MPI_TYPE"] = "pmi2";
+  EXPECT_TRUE(pmix_hook_env(step).empty());
+  step.job_env["SLURM_MPI_TYPE"] = "pmix_v4";
+  EnvMap e = pmix_hook_env(step);
+  EXPECT_EQ(e["PMIX_SERVER_TMPDIR"], "/var/spool/slurmd/pmix.12.3/");
+  EXPECT_EQ(e["PMIX_NAMESPACE"], "slurm.pmix.12.3");
+}
+
+}  // namespace
+}  // namespace deepops::spank
