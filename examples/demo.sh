@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo, README.md's first command: the main job end to end on a local
-# one-node Slurm and a local registry, as far as it exists today. Runs as root
+# one-node Slurm and a local registry: srun --container-image. Runs as root
 # on Debian 12; installs what it needs; stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ cmake --build build -j "$(nproc)" | tail -n 1
 
 say "3. A local registry and a one-node Slurm cluster"
 "${LAB[@]}" up --name "$NAME" --nodes 1 --ports "$PORTS"
-trap 'say "9. Tear down"; "$REPO/${LAB[0]}" down --name "$NAME"; rm -rf "${DEEPOPS_CACHE_PATH:-}" /var/tmp/deepops-demo-user-cache' EXIT
+trap 'say "Tear down"; "$REPO/${LAB[0]}" down --name "$NAME"; rm -rf /var/tmp/deepops-demo-cache' EXIT
 
 say "4. The test image in the local registry"
 show curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
@@ -34,47 +34,52 @@ say "5. A job on the local Slurm, as the unprivileged user ${DEEPOPS_LAB_USER:-d
 # shellcheck disable=SC2016 # expanded inside the job
 show "${LAB[@]}" run --name "$NAME" -- srun -N1 bash -c 'echo "hello from $(hostname) as $(id -un)"'
 
-say "6. Import the image: registry -> one squashfs, verified, nothing extracted"
-export DEEPOPS_CACHE_PATH=/var/tmp/deepops-demo-cache
-rm -rf "$DEEPOPS_CACHE_PATH"
-sqsh=$(show build/runtime/deepops-ctr import --allow-http "127.0.0.1:$PORTS" "$IMAGE")
-echo "$sqsh"
-show build/runtime/deepops-ctr list
-show unsquashfs -lls "$sqsh" bin/busybox bin/sh etc | grep squashfs-root/
-show build/runtime/deepops-ctr import --allow-http "127.0.0.1:$PORTS" "$IMAGE" >/dev/null
+say "6. Install the plugin: spank_deepops.so in plugstack.conf (by rename), as an admin would"
+"${LAB[@]}" plugin --name "$NAME" -- build/spank/spank_deepops.so
+DEMO_CACHE=/var/tmp/deepops-demo-cache
+rm -rf "$DEMO_CACHE" && install -d -m 1777 "$DEMO_CACHE"
+echo "CACHE_PATH $DEMO_CACHE/\${USER}" >"/var/lib/deepops-lab/$NAME/deepops/etc/conf.d/demo.conf"
+show cat "/var/lib/deepops-lab/$NAME/slurm/plugstack.conf"
 
-say "7. Run it unprivileged: deepops-ctr start, inside a Slurm job"
-USER_CACHE=/var/tmp/deepops-demo-user-cache
-rm -rf "$USER_CACHE" && install -d -o "${DEEPOPS_LAB_USER:-deepops-test}" "$USER_CACHE"
-as_user() { "${LAB[@]}" run --name "$NAME" -- env DEEPOPS_CACHE_PATH="$USER_CACHE" "$@"; }
-as_user "$REPO/build/runtime/deepops-ctr" check
-as_user "$REPO/build/runtime/deepops-ctr" import -q --allow-http "127.0.0.1:$PORTS" "$IMAGE" >/dev/null
-# shellcheck disable=SC2016 # expanded in the container
-show as_user srun -N1 "$REPO/build/runtime/deepops-ctr" start "$IMAGE" \
-  sh -c 'echo "in the container on $(hostname): $(id)"; echo "uid_map: $(cat /proc/self/uid_map)"; echo "root: $(grep " / " /proc/self/mounts | cut -d" " -f1-3)"'
-echo "a start takes (ms):"
-# shellcheck disable=SC2016 # expanded by the inner shell
-as_user bash -c 'for i in 1 2 3 4 5; do s=$(date +%s%N); "$0" start "$1" true; echo $(( ($(date +%s%N) - s) / 1000000 )); done' \
-  "$REPO/build/runtime/deepops-ctr" "$IMAGE" | tr '\n' ' '
+as_user() { "${LAB[@]}" run --name "$NAME" -- "$@"; }
+IMAGE=127.0.0.1:$PORTS/deepops/debian-openmpi:latest
+
+say "7. The main job, as the unprivileged user: srun --container-image=$IMAGE"
+echo "First run: the image is imported into the user's cache (one squashfs, nothing extracted):"
+show as_user srun --container-image="$IMAGE" cat /etc/os-release
 echo
+echo "Again: the image is cached, the step starts at once:"
+# shellcheck disable=SC2016 # expanded by the inner shell
+as_user bash -c 's=$(date +%s%N); srun --container-image="$0" true; echo "  srun --container-image=... true: $(( ($(date +%s%N) - s) / 1000000 )) ms";
+  s=$(date +%s%N); srun true; echo "  srun true (no container):        $(( ($(date +%s%N) - s) / 1000000 )) ms"' "$IMAGE"
 
-say "8. The main job: srun --container-image=$IMAGE"
-echo "This is what users will type. The plugin that adds --container-image is not"
-echo "built yet, so today's srun rejects the option:"
+say "8. A multi-task step: the tasks of a node share one container"
+# shellcheck disable=SC2016 # expanded in the container
+show as_user srun -n2 --container-image="$IMAGE" \
+  sh -c 'echo "task $SLURM_PROCID: $(. /etc/os-release; echo $PRETTY_NAME), uid $(id -u), mount ns $(readlink /proc/self/ns/mnt)"'
+
+say "9. A mistake, explained: an image that does not exist"
 set +e
-"${LAB[@]}" run --name "$NAME" -- srun --container-image="$IMAGE" cat /etc/os-release
+show as_user srun --container-image="127.0.0.1:$PORTS/deepops/no-such-image" true
 rc=$?
 set -e
 echo "(srun exited $rc)"
-cat <<'STATUS'
+
+cat <<STATUS
+
+What happened:
+  - a local Slurm (slurmctld, slurmd, munge) and an OCI registry started on this machine;
+  - spank_deepops.so was added to plugstack.conf: srun gained --container-image;
+  - the first step imported $IMAGE into one squashfs in the user's
+    cache ($(du -sh "$DEMO_CACHE" | cut -f1) now); later steps start from it without a download;
+  - each step ran in an unprivileged container (user + mount namespaces, squashfuse,
+    overlay), the tasks of a node in one container; no setuid, no root;
+  - a bad image name failed the step with the registry's answer, not a timeout.
 
 What exists today, and what does not yet:
-  done     test lab: real Slurm (loopback or netns nodes), registries (HTTP; TLS + auth)
-  done     test images: tiny, layered, zstd, multi-arch, Debian+OpenMPI, a 3 GB benchmark image
-  done     deepops-ctr import/list/remove/gc: registry (mirrors, TLS, auth), OCI layout or
-           archive, or docker-archive -> one verified squashfs in a cache; 3.2 GB in ~9 s
-  done     deepops-ctr start/create/exec/export/check: unprivileged container from the
-           squashfs in ~18 ms, whatever the image size; GPU/IB/PMIx/admin hooks
-  not yet  spank_deepops.so: srun/sbatch --container-image         (issue 5)
-  not yet  deepops-bench allreduce                                 (issue 6)
+  done     deepops-ctr import/start/...: registry -> verified squashfs, started in ~18 ms
+  done     spank_deepops.so: srun/sbatch/salloc --container-image and the other
+           Pyxis options, named containers, --container-save, MPI over PMIx   (issue 5)
+  not yet  deepops-bench allreduce                                           (issue 6)
+  not yet  deb/rpm packages and man pages                                    (issue 7)
 STATUS

@@ -32,7 +32,7 @@ packaging/install-deps.sh
 step "2/9 static checks: clang-format, shellcheck"
 mapfile -t cxx < <(git ls-files '*.cpp' '*.hpp' '*.c' '*.h')
 clang-format --dry-run --Werror "${cxx[@]}"
-mapfile -t scripts < <(git ls-files '*.sh' tests/lab/lab .ci/run)
+mapfile -t scripts < <(git ls-files '*.sh' '*.sbatch' tests/lab/lab .ci/run)
 shellcheck -x "${scripts[@]}"
 echo "format and shell checks clean (${#cxx[@]} C/C++ files, ${#scripts[@]} scripts)"
 

@@ -259,6 +259,32 @@ else fail "sbatch: $(cat "$work/out/job.out" 2>/dev/null)"; fi
 expect "salloc --container-image: its srun steps inherit it" "/bin/busybox" \
   salloc -N1 --container-image="$IMG" srun readlink -f /bin/sh
 
+# ---- examples/: each runs as a user would submit it, with the lab's images
+cp "$HERE"/../../examples/*.sbatch "$work/"
+# run_example NAME [VAR=value...] [-- SBATCH_OPTION...]: sbatch --wait it; its output.
+run_example() {
+  local name=$1 vars=() opts=()
+  shift
+  while [[ $# -gt 0 && $1 != -- ]]; do vars+=("$1"); shift; done
+  [[ ${1:-} == -- ]] && shift
+  opts=("$@")
+  as_user env "${vars[@]}" timeout 300 sbatch --wait -o "$work/out/$name.out" "${opts[@]}" \
+    "$work/$name.sbatch" >/dev/null 2>&1 || true
+  cat "$work/out/$name.out" 2>/dev/null
+}
+out=$(run_example single-node -- --container-image="$IMG")
+if grep -q "^batch script in .* on " <<<"$out" && grep -q "single-node: done" <<<"$out"; then
+  pass "examples/single-node.sbatch"
+else fail "examples/single-node.sbatch: $out"; fi
+out=$(run_example named-container IMAGE="$IMG")
+if [[ $(grep -c "^step [123] sees: " <<<"$out") == 3 ]] && grep -q "named-container: done" <<<"$out"; then
+  pass "examples/named-container.sbatch"
+else fail "examples/named-container.sbatch: $out"; fi
+out=$(run_example container-save IMAGE="$IMG" SAVED="$work/out/example-saved.sqsh")
+if grep -q "^built in job [0-9]*$" <<<"$out" && grep -q "container-save: done" <<<"$out"; then
+  pass "examples/container-save.sbatch"
+else fail "examples/container-save.sbatch: $out"; fi
+
 # ---- MPI over PMIx, ranks in containers on two nodes
 MPI_IMG=$DEEPOPS_LAB_REGISTRY/deepops/debian-openmpi
 install -m 0755 "$MPI_HELLO" "$work/mpi_hello"
@@ -268,6 +294,12 @@ mpi_out=$(as_user env OMPI_MCA_btl='^vader' timeout 180 srun -N2 --mpi=pmix \
 if [[ $(grep -c 'sum of ranks 1$' <<<"$mpi_out") == 2 ]]; then
   pass "MPI: srun -N2 --mpi=pmix --container-image: an all-reduce across 2 nodes"
 else fail "MPI over PMIx: $(head -c 800 <<<"$mpi_out")"; fi
+
+out=$(run_example mpi-pmix IMAGE="$MPI_IMG" PROGRAM=/usr/local/bin/mpi_hello \
+  MOUNTS="$work/mpi_hello:/usr/local/bin/mpi_hello" OMPI_MCA_btl='^vader')
+if [[ $(grep -c 'sum of ranks 1$' <<<"$out") == 2 ]] && grep -q "mpi-pmix: done" <<<"$out"; then
+  pass "examples/mpi-pmix.sbatch"
+else fail "examples/mpi-pmix.sbatch: $(head -c 600 <<<"$out")"; fi
 
 # ---- sharing: 16 concurrent steps on an uncached image, one import per node
 rm -rf "${work:?}/cache/"n*
