@@ -50,8 +50,8 @@ show as_user srun --container-image="$IMAGE" cat /etc/os-release
 echo
 echo "Again: the image is cached, the step starts at once:"
 # shellcheck disable=SC2016 # expanded by the inner shell
-as_user bash -c 's=$(date +%s%N); srun --container-image="$0" true; echo "  srun --container-image=... true: $(( ($(date +%s%N) - s) / 1000000 )) ms";
-  s=$(date +%s%N); srun true; echo "  srun true (no container):        $(( ($(date +%s%N) - s) / 1000000 )) ms"' "$IMAGE"
+as_user bash -c 's=$(date +%s%N); srun -Q --container-image="$0" true; echo "  srun --container-image=... true: $(( ($(date +%s%N) - s) / 1000000 )) ms";
+  s=$(date +%s%N); srun -Q true; echo "  srun true (no container):        $(( ($(date +%s%N) - s) / 1000000 )) ms"' "$IMAGE"
 
 say "8. A multi-task step: the tasks of a node share one container"
 # shellcheck disable=SC2016 # expanded in the container

@@ -387,6 +387,11 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
     throw Error(Errc::invalid_argument, "container '" + r.name->name + "' already exists",
                 "drop :create to reuse it, or remove it: deepops-ctr remove " + name);
   }
+  if (found && found->running_elsewhere) {
+    throw Error(Errc::busy, "container '" + r.name->name + "' is running on another node",
+                "named containers live in DATA_PATH (" + settings.data_path.string() +
+                    "): make it node-local in deepops.conf, or wait for that step to end");
+  }
   if (found && found->keeper) {
     if (mode == M::no_exec) {
       throw Error(Errc::busy, "container '" + r.name->name + "' is running in another step",

@@ -270,6 +270,10 @@ int run_exec(const ContainerArgs& a, const std::vector<std::string>& rest) {
   const EnvLookup env = process_env_lookup();
   Settings settings = Settings::load(env);
   NamedContainer c = find_container(settings, words[0]);
+  if (c.running_elsewhere) {
+    throw Error(Errc::busy, "container '" + c.name + "' is running on another machine",
+                "exec on the node that runs it; DATA_PATH is shared between machines here");
+  }
   if (!c.keeper) {
     throw Error(Errc::not_found, "container '" + c.name + "' is not running",
                 "start it: deepops-ctr start " + c.name);
@@ -317,7 +321,8 @@ int run_list_containers(bool as_json) {
       out.push_back({{"name", c.name},
                      {"image", c.image},
                      {"created_at", c.created_at},
-                     {"running", c.keeper.has_value()},
+                     {"running", c.keeper.has_value() || c.running_elsewhere},
+                     {"running_elsewhere", c.running_elsewhere},
                      {"keeper_pid", c.keeper.value_or(0)},
                      {"path", c.dir.string()}});
     }
@@ -326,7 +331,9 @@ int run_list_containers(bool as_json) {
   }
   std::printf("%-24s  %-16s  %-20s  %s\n", "NAME", "STATE", "CREATED", "IMAGE");
   for (const auto& c : all) {
-    std::string state = c.keeper ? "running (" + std::to_string(*c.keeper) + ")" : "stopped";
+    std::string state = c.keeper              ? "running (" + std::to_string(*c.keeper) + ")"
+                        : c.running_elsewhere ? "running elsewhere"
+                                              : "stopped";
     std::printf("%-24s  %-16s  %-20s  %s\n", c.name.c_str(), state.c_str(), c.created_at.c_str(),
                 c.image.c_str());
   }

@@ -27,6 +27,15 @@ std::string now_utc() {
   return buf;
 }
 
+// Tells this machine's keepers from those of another node that shares the
+// data folder: a pid means nothing across machines.
+std::string this_boot() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(in, id);
+  return id;
+}
+
 std::optional<nlohmann::json> read_json(const fs::path& p) {
   std::ifstream in(p);
   if (!in) return std::nullopt;
@@ -123,8 +132,13 @@ std::optional<NamedContainer> ContainerStore::find(const std::string& name) cons
   c.config = ImageConfig::from_json(j->value("config", nlohmann::json::object()));
   if (is_locked(dir / "lock")) {
     if (auto k = read_json(dir / "keeper.json")) {
-      c.keeper = k->value("pid", 0);
-      c.remap_root = k->value("remap_root", false);
+      std::string boot = k->value("boot_id", "");
+      if (!boot.empty() && boot != this_boot()) {
+        c.running_elsewhere = true;
+      } else {
+        c.keeper = k->value("pid", 0);
+        c.remap_root = k->value("remap_root", false);
+      }
     }
   }
   return c;
@@ -168,11 +182,12 @@ ContainerStore::RunLock ContainerStore::lock_for_run(const NamedContainer& c) co
   }
   unlink((c.dir / "keeper.json").c_str());
   UniqueFd dir(open(c.dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  return RunLock(std::move(lock), std::move(dir));
+  return RunLock(std::move(lock), std::move(dir), this_boot());
 }
 
 void ContainerStore::RunLock::publish_keeper(pid_t pid, bool remap_root) const {
-  std::string text = nlohmann::json{{"pid", pid}, {"remap_root", remap_root}}.dump() + "\n";
+  std::string text =
+      nlohmann::json{{"pid", pid}, {"remap_root", remap_root}, {"boot_id", boot_id_}}.dump() + "\n";
   UniqueFd fd(
       openat(dir_.get(), "keeper.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!fd || write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||

@@ -16,6 +16,8 @@ CTR=$(readlink -f "$2")
 MPI_HELLO=$(readlink -f "$3")
 HERE=$(cd "$(dirname "$0")" && pwd)
 LAB=$HERE/../lab/lab
+# shellcheck source=SCRIPTDIR/../support/host_fixture.sh
+source "$HERE/../support/host_fixture.sh"
 LAB_NAME=${DEEPOPS_TEST_LAB:-main}
 QUICK=${SPANK_TEST_QUICK:-0}
 # shellcheck disable=SC1090,SC1091
@@ -166,6 +168,24 @@ expect "--container-unshare=net: only loopback" "lo:" \
 expect "--container-unshare=uts: its own hostname" "renamed" \
   srun --container-image="$IMG" --container-unshare=uts --container-remap-root sh -c 'hostname renamed && hostname'
 
+expect "--container-unshare=ipc: its own IPC namespace" "own" \
+  srun --container-image="$IMG" --container-unshare=ipc \
+  sh -c "[ \"\$(readlink /proc/self/ns/ipc)\" != '$(readlink /proc/self/ns/ipc)' ] && echo own"
+
+# ---- the GPU and InfiniBand hooks, through the plugin, on a fixture host
+fx=$work/host
+make_host_fixture "$fx"
+printf 'HOST_ROOT %s\nRESTRICT_DEV yes\n' "$fx" >"$ETC/conf.d/hooks.conf"
+expect "GPU hook through the plugin: nvidia-smi, the devices, all GPUs named (no GRES in the lab)" \
+  "fake nvidia-smi sees GPUs 0,1 /dev/nvidia0 /dev/nvidia1" \
+  env NVIDIA_VISIBLE_DEVICES=all srun --container-image="$IMG" sh -c 'echo $(nvidia-smi) /dev/nvidia[0-9]'
+expect "GPU hook through the plugin: NVIDIA_DRIVER_CAPABILITIES=compute adds libcuda" "libcuda 550" \
+  env NVIDIA_VISIBLE_DEVICES=0 NVIDIA_DRIVER_CAPABILITIES=compute srun --container-image="$IMG" \
+  cat /usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15
+expect "InfiniBand hook through the plugin: only the chosen device" "/dev/infiniband/rdma_cm /dev/infiniband/uverbs1" \
+  env MELLANOX_VISIBLE_DEVICES=1 srun --container-image="$IMG" sh -c 'echo /dev/infiniband/*'
+rm -f "$ETC/conf.d/hooks.conf"
+
 # An image with ENV, WORKDIR and ENTRYPOINT: the tiny image's squashfs with
 # its metadata edited beside it.
 as_user "$CTR" import -q --cache "$work/cache/host" --allow-http "$DEEPOPS_LAB_REGISTRY" \
@@ -312,7 +332,11 @@ if [[ $imports == 2 && $images == 2 ]]; then pass "16 concurrent steps on 2 node
 fi
 
 # ---- job-scoped named containers are removed in the epilog
-"$LAB" plugin --name "$LAB_NAME" -- "$PLUGIN" container_scope=job >/dev/null
+"$LAB" plugin --name "$LAB_NAME" -- "$PLUGIN" container_scope=job execute_entrypoint=1 >/dev/null
+expect "plugstack execute_entrypoint=1: the entrypoint runs by default" "marked" \
+  srun --container-image="$PT" cat /tmp/entry-mark
+expect "--no-container-entrypoint overrides it" "none" \
+  srun --container-image="$PT" --no-container-entrypoint sh -c 'cat /tmp/entry-mark 2>/dev/null || echo none' 
 cat >"$work/scoped.sh" <<JOB
 #!/bin/sh
 #SBATCH --output=$work/out/scoped.out

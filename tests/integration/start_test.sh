@@ -19,6 +19,8 @@ CTR=$(readlink -f "$1")
 MPI_HELLO=$(readlink -f "$2")
 HERE=$(cd "$(dirname "$0")" && pwd)
 LAB=$HERE/../lab/lab
+# shellcheck source=SCRIPTDIR/../support/host_fixture.sh
+source "$HERE/../support/host_fixture.sh"
 # shellcheck disable=SC1090,SC1091
 source "/var/lib/deepops-lab/${DEEPOPS_TEST_LAB:-main}/env"
 USER_NAME=$DEEPOPS_LAB_USER
@@ -168,24 +170,7 @@ expect "passwd has the user" "$USER_NAME" as_user start "$IMG" sh -c 'grep "^$(i
 
 # ---- native hooks against a fixture tree standing in for a GPU + RDMA host
 fx=$work/host
-mkdir -p "$fx/dev/infiniband" "$fx/proc/driver/nvidia/gpus/0000:07:00.0" \
-  "$fx/proc/driver/nvidia/gpus/0000:0f:00.0" "$fx/usr/lib/x86_64-linux-gnu" "$fx/usr/bin" \
-  "$fx/sys/class/infiniband" "$fx/sys/class/infiniband_verbs"
-touch "$fx/dev/nvidiactl" "$fx/dev/nvidia-uvm" "$fx/dev/nvidia0" "$fx/dev/nvidia1" \
-  "$fx/dev/infiniband/uverbs0" "$fx/dev/infiniband/uverbs1" "$fx/dev/infiniband/rdma_cm"
-echo "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 2024" >"$fx/proc/driver/nvidia/version"
-printf 'GPU UUID: GPU-aaaa\nDevice Minor: 0\n' >"$fx/proc/driver/nvidia/gpus/0000:07:00.0/information"
-printf 'GPU UUID: GPU-bbbb\nDevice Minor: 1\n' >"$fx/proc/driver/nvidia/gpus/0000:0f:00.0/information"
-echo "libcuda 550" >"$fx/usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15"
-echo "libnvidia-ml 550" >"$fx/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.550.54.15"
-printf '#!/bin/sh\necho "fake nvidia-smi sees GPUs $NVIDIA_VISIBLE_DEVICES"\n' >"$fx/usr/bin/nvidia-smi"
-chmod 0755 "$fx/usr/bin/nvidia-smi"
-for i in 0 1; do
-  mkdir -p "$fx/sys/devices/pci/ib$i/infiniband/mlx5_$i" "$fx/sys/devices/pci/ib$i/infiniband_verbs/uverbs$i"
-  ln -s "../../../ib$i" "$fx/sys/devices/pci/ib$i/infiniband/mlx5_$i/device"
-  ln -s "../../devices/pci/ib$i/infiniband/mlx5_$i" "$fx/sys/class/infiniband/mlx5_$i"
-  ln -s "../../devices/pci/ib$i/infiniband_verbs/uverbs$i" "$fx/sys/class/infiniband_verbs/uverbs$i"
-done
+make_host_fixture "$fx"
 hooked() { as_user DEEPOPS_HOST_ROOT="$fx" "$@"; }
 expect "GPU hook: nvidia-smi runs inside, with every GPU" "fake nvidia-smi sees GPUs all /dev/nvidia0 /dev/nvidia1" \
   hooked start --restrict-dev -e NVIDIA_VISIBLE_DEVICES=all "$IMG" sh -c 'echo $(nvidia-smi) /dev/nvidia[0-9]' 

@@ -23,8 +23,9 @@ struct NamedContainer {
   std::string image;  // what it was created from
   ImageConfig config;
   std::string created_at;
-  std::optional<pid_t> keeper;  // set while it runs
-  bool remap_root = false;      // of the running keeper
+  std::optional<pid_t> keeper;     // set while it runs on this machine
+  bool remap_root = false;         // of the running keeper
+  bool running_elsewhere = false;  // its keeper runs on another node (shared data folder)
 };
 
 class ContainerStore {
@@ -47,13 +48,15 @@ class ContainerStore {
   // same container fails at once with the keeper's pid.
   class RunLock {
    public:
-    RunLock(UniqueFd lock, UniqueFd dir) : lock_(std::move(lock)), dir_(std::move(dir)) {}
+    RunLock(UniqueFd lock, UniqueFd dir, std::string boot_id)
+        : lock_(std::move(lock)), dir_(std::move(dir)), boot_id_(std::move(boot_id)) {}
     // Records the keeper (through a descriptor: called after pivot_root).
     void publish_keeper(pid_t pid, bool remap_root) const;
 
    private:
     UniqueFd lock_;
     UniqueFd dir_;
+    std::string boot_id_;
   };
   RunLock lock_for_run(const NamedContainer& c) const;
 
