@@ -242,7 +242,11 @@ DEEPOPS_EXPORT int slurm_spank_user_init(spank_t sp, int, char**) {
   spank_get_item(sp, S_JOB_STEPID, &step);
   if (!is_container_step(step)) return 0;
   g.step = gather_step(sp);
-  g.report = start_step_container(g.request, g.config, g.step);
+  // slurm_spank_log reaches srun's terminal: a long import is not a hang.
+  const std::string node = g.step.node;
+  g.report = start_step_container(g.request, g.config, g.step, [&node](const std::string& line) {
+    slurm_spank_log("deepops: %s: %s", node.c_str(), line.c_str());
+  });
   if (!g.report->ok)
     slurm_info("deepops: step %s.%s: %s", g.step.job_id.c_str(), g.step.step_id.c_str(),
                g.report->error.c_str());
@@ -258,7 +262,9 @@ DEEPOPS_EXPORT int slurm_spank_task_init(spank_t sp, int, char**) {
     task_error(task, r.error);
     return -1;
   }
-  if (task == 0 && !r.notice.empty()) std::fprintf(stderr, "deepops: %s\n", r.notice.c_str());
+  if (task == 0 && !r.notice.empty()) {
+    std::fprintf(stderr, "deepops: %s: %s\n", g.step.node.c_str(), r.notice.c_str());
+  }
   if (task == 0 && !r.log.empty()) std::fputs(r.log.c_str(), stderr);
   try {
     set_task_env(sp, r);

@@ -171,7 +171,31 @@ struct StepImage {
   std::string notice;  // "imported X in 2.1 s"
 };
 
-StepImage import_in_child(const RegistryImage& ref, const Settings& settings) {
+// One line for the user, at most every 2 s and at each change of phase.
+class ProgressLines {
+ public:
+  explicit ProgressLines(int fd) : fd_(fd) {}
+  void operator()(const ImportProgress& p) {
+    using P = ImportProgress::Phase;
+    auto now = std::chrono::steady_clock::now();
+    if (p.phase == last_phase_ && now - last_ < std::chrono::seconds(2)) return;
+    if (p.phase == P::cached || p.phase == P::done) return;  // the report says so
+    last_phase_ = p.phase;
+    last_ = now;
+    char line[512];
+    std::snprintf(line, sizeof(line), "importing %s: %.0f/%.0f MB downloaded, %d/%d layers merged",
+                  p.image.c_str(), static_cast<double>(p.bytes_downloaded) / 1e6,
+                  static_cast<double>(p.bytes_total) / 1e6, p.layers_merged, p.layers);
+    write_all(fd_, json{{"progress", line}}.dump() + "\n");
+  }
+
+ private:
+  int fd_;
+  ImportProgress::Phase last_phase_ = ImportProgress::Phase::resolving;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+StepImage import_in_child(const RegistryImage& ref, const Settings& settings, int progress_fd) {
   auto started = std::chrono::steady_clock::now();
   std::string value = run_in_child(std::nullopt, [&] {
     ImportOptions o;
@@ -179,6 +203,8 @@ StepImage import_in_child(const RegistryImage& ref, const Settings& settings) {
     o.registry.allow_http = settings.allow_http;
     o.registry.http.ca_file = settings.ca_file;
     o.mirrors = MirrorConfig::load(MirrorConfig::default_path());
+    ProgressLines lines(progress_fd);
+    o.progress = [&lines](const ImportProgress& p) { lines(p); };
     ImportResult r = import_image(ref, o);
     return json{{"digest", r.image.manifest_digest},
                 {"squashfs", r.image.squashfs.string()},
@@ -213,16 +239,17 @@ std::optional<StepImage> cached_fallback(const RegistryImage& ref, const Setting
                        hits[0].imported_at};
 }
 
-StepImage import_or_cached(const RegistryImage& ref, const Settings& settings) {
+StepImage import_or_cached(const RegistryImage& ref, const Settings& settings, int progress_fd) {
   try {
-    return import_in_child(ref, settings);
+    return import_in_child(ref, settings, progress_fd);
   } catch (const Error& e) {
     if (auto cached = cached_fallback(ref, settings, e)) return *cached;
     throw;
   }
 }
 
-StepImage resolve_image(const std::string& image, const Settings& settings, const fs::path& cwd) {
+StepImage resolve_image(const std::string& image, const Settings& settings, const fs::path& cwd,
+                        int progress_fd) {
   auto source = parse_image_source(image);
   if (auto* file = std::get_if<SquashfsFile>(&source)) {
     fs::path p = file->path.is_absolute() ? file->path : cwd / file->path;
@@ -233,7 +260,7 @@ StepImage resolve_image(const std::string& image, const Settings& settings, cons
     auto meta = ImageCache::read_beside(p);
     return {p, meta ? meta->config : ImageConfig{}, image, ""};
   }
-  return import_or_cached(std::get<RegistryImage>(source), settings);
+  return import_or_cached(std::get<RegistryImage>(source), settings, progress_fd);
 }
 
 // ------------------------------------------------------------ the keeper
@@ -377,7 +404,7 @@ std::string no_container_hint(const std::string& name) {
 // attaches to the one already running.
 std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest& r,
                                        const Settings& settings, const PlugstackConfig& config,
-                                       const StepInfo& step) {
+                                       const StepInfo& step, int progress_fd) {
   const auto mode = r.name->mode;
   const std::string name = stored_container_name(r.name->name, config.job_scope, step.job_id);
   ContainerStore store(settings.data_path);
@@ -408,7 +435,7 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
       throw Error(Errc::not_found, "there is no container '" + r.name->name + "'",
                   "add --container-image to create it");
     }
-    StepImage image = resolve_image(r.image, settings, step.cwd);
+    StepImage image = resolve_image(r.image, settings, step.cwd, progress_fd);
     plan.report.notice = image.notice;
     found = store.create(name, image.squashfs, r.image, image.config);
   }
@@ -432,12 +459,12 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
     set_environ(keeper_environment(r, step));
     KeeperPlan plan;
     if (r.name) {
-      if (auto attach = plan_named(plan, r, settings, config, step)) {
+      if (auto attach = plan_named(plan, r, settings, config, step, report_fd)) {
         write_all(report_fd, attach->to_json());
         _exit(0);
       }
     } else {
-      StepImage image = resolve_image(r.image, settings, step.cwd);
+      StepImage image = resolve_image(r.image, settings, step.cwd, report_fd);
       plan.report.notice = image.notice;
       plan.spec.squashfs = image.squashfs;
       plan.spec.image = image.config;
@@ -539,6 +566,31 @@ std::string nth_host(const std::string& nodelist, unsigned n) {
 std::string first_host(const std::string& nodelist) {
   std::string host = nth_host(nodelist, 0);
   return host.empty() ? nodelist : host;
+}
+
+std::string read_report(int fd, const ProgressSink& progress) {
+  std::string buffer, report;
+  auto take = [&](const std::string& line) {
+    json j = json::parse(line, nullptr, false);
+    if (j.is_object() && j.contains("progress")) {
+      if (progress) progress(j["progress"].get<std::string>());
+    } else if (!line.empty()) {
+      report = line;
+    }
+  };
+  char chunk[4096];
+  for (;;) {
+    ssize_t n = read(fd, chunk, sizeof(chunk));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    buffer.append(chunk, static_cast<size_t>(n));
+    for (size_t nl; (nl = buffer.find('\n')) != std::string::npos;) {
+      take(buffer.substr(0, nl));
+      buffer.erase(0, nl + 1);
+    }
+  }
+  take(buffer);
+  return report;
 }
 
 EnvDelta env_delta(const EnvMap& before, const EnvMap& after) {
@@ -652,7 +704,7 @@ std::string stored_container_name(const std::string& name, bool job_scope,
 }
 
 KeeperReport start_step_container(const ContainerRequest& request, const PlugstackConfig& config,
-                                  const StepInfo& step) {
+                                  const StepInfo& step, const ProgressSink& progress) {
   KeeperReport failed;
   try {
     const UserIdentity& who = step.who;
@@ -667,7 +719,7 @@ KeeperReport start_step_container(const ContainerRequest& request, const Plugsta
       keeper_main(report_fd, request, config, step, who);
     }
     w.reset();
-    KeeperReport rep = KeeperReport::from_json(read_all(r.get()));
+    KeeperReport rep = KeeperReport::from_json(read_report(r.get(), progress));
     if (!rep.ok) {
       int status = 0;
       if (wait_bounded(pid, std::chrono::seconds(10))) {

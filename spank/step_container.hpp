@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -92,9 +93,16 @@ std::string job_scope_prefix(const std::string& job_id);
 // Starts this node's container for the step (user_init): forks a keeper that
 // becomes the job's user, imports or finds the image, and holds the
 // container; returns once it is ready or has failed. Never throws: a
-// failure is in the report, for task_init to show.
+// failure is in the report, for task_init to show. A long import reports
+// progress lines meanwhile (at most one every 2 s).
+using ProgressSink = std::function<void(const std::string&)>;
+// The keeper's pipe carries progress lines ({"progress": "..."}), then its
+// report: reads `fd` to its end, hands each progress line to `progress`,
+// and returns the report's text.
+std::string read_report(int fd, const ProgressSink& progress);
+
 KeeperReport start_step_container(const ContainerRequest& request, const PlugstackConfig& config,
-                                  const StepInfo& step);
+                                  const StepInfo& step, const ProgressSink& progress = {});
 
 // Stops the keeper (slurm_spank_exit), then writes --container-save as the
 // user. Returns the messages worth logging.

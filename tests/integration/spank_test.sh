@@ -325,11 +325,14 @@ else fail "examples/mpi-pmix.sbatch: $(head -c 600 <<<"$out")"; fi
 rm -rf "${work:?}/cache/"n*
 as_user salloc -N2 bash -c 'for i in $(seq 16); do srun --overlap -N2 --container-image="$0" true 2>>"$1/out/share.err" & done; wait' \
   "$DEEPOPS_LAB_REGISTRY/deepops/layered" "$work" >/dev/null 2>&1 || true
-imports=$(grep -c "deepops: imported" "$work/out/share.err" || true)
+imports=$(grep -c "^deepops: n[12]: imported " "$work/out/share.err" || true)
 images=$(find "$work/cache" -path '*/n*/images/*.sqsh' | wc -l)
 if [[ $imports == 2 && $images == 2 ]]; then pass "16 concurrent steps on 2 nodes: one import per node"; else
   fail "sharing: $imports imports, $images cached images ($(grep -v imported "$work/out/share.err" | head -c 400))"
 fi
+if grep -q "^deepops: n1: importing $DEEPOPS_LAB_REGISTRY/deepops/layered:latest: .* MB downloaded" "$work/out/share.err"; then
+  pass "a step that imports shows the import's progress on srun's stderr"
+else fail "no import progress on srun's stderr: $(head -c 400 "$work/out/share.err")"; fi
 
 # ---- job-scoped named containers are removed in the epilog
 "$LAB" plugin --name "$LAB_NAME" -- "$PLUGIN" container_scope=job execute_entrypoint=1 >/dev/null

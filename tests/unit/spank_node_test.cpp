@@ -1,6 +1,7 @@
 // The node side of the SPANK plugin that needs no Slurm daemon: what the
 // keeper tells the tasks, the PyTorch and PMIx variables, names.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "step_container.hpp"
 
@@ -98,6 +99,44 @@ TEST(PmixHookEnv, OnlyForPmixSteps) {
   EnvMap e = pmix_hook_env(step);
   EXPECT_EQ(e["PMIX_SERVER_TMPDIR"], "/var/spool/slurmd/pmix.12.3/");
   EXPECT_EQ(e["PMIX_NAMESPACE"], "slurm.pmix.12.3");
+}
+
+}  // namespace
+}  // namespace deepops::spank
+
+namespace deepops::spank {
+namespace {
+
+TEST(KeeperPipe, ProgressLinesThenTheReport) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  std::string sent =
+      "{\"progress\":\"importing x: 0/10 MB downloaded\"}\n"
+      "{\"progress\":\"importing x: 10/10 MB downloaded\"}\n" +
+      [] {
+        KeeperReport r;
+        r.ok = true;
+        r.keeper = 7;
+        return r.to_json();
+      }();
+  ASSERT_EQ(write(fds[1], sent.data(), sent.size()), static_cast<ssize_t>(sent.size()));
+  close(fds[1]);
+  std::vector<std::string> lines;
+  std::string report = read_report(fds[0], [&](const std::string& l) { lines.push_back(l); });
+  close(fds[0]);
+  EXPECT_EQ(lines, (std::vector<std::string>{"importing x: 0/10 MB downloaded",
+                                             "importing x: 10/10 MB downloaded"}));
+  KeeperReport r = KeeperReport::from_json(report);
+  EXPECT_TRUE(r.ok);
+  EXPECT_EQ(r.keeper, 7);
+}
+
+TEST(KeeperPipe, NothingButEofIsNoReport) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  close(fds[1]);
+  EXPECT_FALSE(KeeperReport::from_json(read_report(fds[0], {})).ok);
+  close(fds[0]);
 }
 
 }  // namespace
