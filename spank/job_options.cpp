@@ -242,7 +242,7 @@ void validate_on_submit(const ContainerRequest& r, const fs::path& cwd) {
     if (!m.bind) continue;
     if (access(m.source.c_str(), F_OK) != 0) {
       throw Error(Errc::not_found, m.origin + ": the source " + m.source + " does not exist",
-                  "create it, or fix the path (it must exist on the compute nodes)");
+                  "create it, or fix the path; it must exist on the compute nodes too");
     }
   }
 }

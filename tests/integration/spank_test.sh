@@ -139,6 +139,10 @@ expect_fail "an image file without ./ is explained" 255 "write './img.sqsh'" \
   srun --container-image=img.sqsh true
 expect_fail "--container-save with a trailing / is refused" 255 "container-save" \
   srun --container-image="$IMG" --container-save="$work/out/" true
+expect_fail "sbatch refuses a bad image name at submit" 255 "invalid image reference" \
+  sbatch --container-image='bad::name' --wrap true
+expect_fail "sbatch refuses a missing mount source at submit" 1 "/no/such/dir does not exist" \
+  sbatch --container-image="$IMG" --container-mounts=/no/such/dir:/x --wrap true
 
 # ---- options, each by its effect
 echo hello >"$work/data/file"
