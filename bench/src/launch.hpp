@@ -1,0 +1,37 @@
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace deepops::bench {
+
+using EnvGet = std::function<std::optional<std::string>(const std::string&)>;
+
+// Where this process sits in the run, from whoever launched it:
+//   srun:   SLURM_PROCID, SLURM_NTASKS (or SLURM_STEP_NUM_TASKS), SLURM_LOCALID,
+//           SLURM_STEP_TASKS_PER_NODE at SLURM_NODEID ("2(x3),1" forms);
+//   mpirun: OMPI_COMM_WORLD_{RANK,SIZE,LOCAL_RANK,LOCAL_SIZE}, or PMI_RANK/PMI_SIZE
+//           (MPICH, Intel MPI; local rank from MPI_LOCALRANKID/MPI_LOCALNRANKS);
+//   -np N:  DEEPOPS_BENCH_RANK/DEEPOPS_BENCH_SIZE, set for the forked ranks;
+//   none:   a single rank.
+// Open MPI is checked before Slurm: mpirun inside an allocation carries both.
+struct LaunchInfo {
+  std::string launcher = "single";  // local, srun, mpirun, single
+  int rank = 0;
+  int size = 1;
+  int local_rank = 0;
+  int local_size = 1;
+};
+// Throws std::invalid_argument when the variables contradict one another.
+LaunchInfo detect_launch(const EnvGet& env);
+
+// SLURM_STEP_TASKS_PER_NODE ("2(x3),1") expanded, the count on node `node`.
+int tasks_on_node(const std::string& tasks_per_node, int node);
+
+// The GPU a rank drives, for both binding styles: when a rank sees one GPU
+// (--gpus-per-task=1, CUDA_VISIBLE_DEVICES of one entry) it is device 0;
+// when it sees them all, it is its local rank. -1: more ranks than GPUs.
+int gpu_for_rank(int local_rank, int visible_gpus);
+
+}  // namespace deepops::bench

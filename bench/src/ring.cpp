@@ -1,0 +1,256 @@
+#include "ring.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <thread>
+
+namespace deepops::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr size_t kSegment = 1 << 20;  // bytes moved before the receiver reduces them
+
+[[noreturn]] void fail(const std::string& what) {
+  throw std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+Socket tcp_socket() {
+  Socket s(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (s.get() < 0) fail("socket");
+  int one = 1;
+  setsockopt(s.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return s;
+}
+
+// Listens on `port` (0: any free one) and returns the socket and the port.
+std::pair<Socket, int> listen_on(int port) {
+  Socket s = tcp_socket();
+  int one = 1;
+  setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_ANY);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  if (bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    fail("cannot listen on port " + std::to_string(port));
+  }
+  if (listen(s.get(), 128) != 0) fail("listen");
+  socklen_t len = sizeof(a);
+  getsockname(s.get(), reinterpret_cast<sockaddr*>(&a), &len);
+  return {std::move(s), ntohs(a.sin_port)};
+}
+
+Socket accept_until(const Socket& listener, Clock::time_point deadline, const std::string& what) {
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) throw std::runtime_error("timed out waiting for " + what);
+    pollfd p{listener.get(), POLLIN, 0};
+    int n = poll(&p, 1, static_cast<int>(left.count()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) continue;
+    Socket s(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (s.get() < 0) fail("accept");
+    int one = 1;
+    setsockopt(s.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return s;
+  }
+}
+
+// Connects, retrying until the deadline: the peer may not listen yet.
+Socket connect_until(const std::string& host, int port, Clock::time_point deadline) {
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  int rc = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
+  if (rc != 0) throw std::runtime_error("cannot resolve " + host + ": " + gai_strerror(rc));
+  sockaddr_in addr{};
+  std::memcpy(&addr, res->ai_addr, sizeof(addr));
+  freeaddrinfo(res);
+  for (;;) {
+    Socket s = tcp_socket();
+    if (connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) return s;
+    if (Clock::now() > deadline) fail("cannot connect to " + host + ":" + std::to_string(port));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+void send_all(int fd, const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) fail("send");
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+void recv_all(int fd, void* data, size_t n) {
+  char* p = static_cast<char*>(data);
+  while (n > 0) {
+    ssize_t r = recv(fd, p, n, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r == 0) throw std::runtime_error("a peer closed its connection (did a rank die?)");
+    if (r < 0) fail("recv");
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+}
+
+struct PeerAddress {
+  uint32_t ip = 0;  // network order; 0: rank 0's host
+  uint16_t port = 0;
+};
+
+std::string ip_text(uint32_t ip) {
+  char text[INET_ADDRSTRLEN] = {};
+  in_addr a{};
+  a.s_addr = ip;
+  inet_ntop(AF_INET, &a, text, sizeof(text));
+  return text;
+}
+
+// Everyone's ring address, gathered by rank 0 and sent back to all.
+std::vector<PeerAddress> rendezvous(int rank, int size, const std::string& host, int port,
+                                    int ring_port, Clock::time_point deadline) {
+  std::vector<PeerAddress> table(static_cast<size_t>(size));
+  if (rank != 0) {
+    Socket s = connect_until(host, port, deadline);
+    int32_t hello[2] = {rank, ring_port};
+    send_all(s.get(), hello, sizeof(hello));
+    recv_all(s.get(), table.data(), table.size() * sizeof(PeerAddress));
+    return table;
+  }
+  auto [listener, bound] = listen_on(port);
+  (void)bound;
+  table[0].port = static_cast<uint16_t>(ring_port);
+  std::vector<Socket> peers;
+  for (int i = 1; i < size; ++i) {
+    Socket s =
+        accept_until(listener, deadline,
+                     std::to_string(size - i) + " more ranks at port " + std::to_string(port));
+    int32_t hello[2];
+    recv_all(s.get(), hello, sizeof(hello));
+    if (hello[0] <= 0 || hello[0] >= size || table[static_cast<size_t>(hello[0])].port != 0) {
+      throw std::runtime_error("rendezvous: unexpected rank " + std::to_string(hello[0]));
+    }
+    sockaddr_in a{};
+    socklen_t len = sizeof(a);
+    getpeername(s.get(), reinterpret_cast<sockaddr*>(&a), &len);
+    table[static_cast<size_t>(hello[0])] = {a.sin_addr.s_addr, static_cast<uint16_t>(hello[1])};
+    peers.push_back(std::move(s));
+  }
+  for (auto& s : peers) send_all(s.get(), table.data(), table.size() * sizeof(PeerAddress));
+  return table;
+}
+
+}  // namespace
+
+Socket& Socket::operator=(Socket&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = o.fd_;
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
+Socket::~Socket() {
+  if (fd_ >= 0) close(fd_);
+}
+
+Ring Ring::join(int rank, int size, const std::string& host, int port,
+                std::chrono::seconds timeout) {
+  Ring ring(rank, size);
+  if (size == 1) return ring;
+  const auto deadline = Clock::now() + timeout;
+  auto [listener, ring_port] = listen_on(0);
+  auto table = rendezvous(rank, size, host, port, ring_port, deadline);
+  const auto& next = table[static_cast<size_t>((rank + 1) % size)];
+  const std::string next_host = next.ip == 0 ? host : ip_text(next.ip);
+  ring.next_ = connect_until(next_host, next.port, deadline);
+  int32_t me = rank;
+  send_all(ring.next_.get(), &me, sizeof(me));
+  ring.prev_ = accept_until(listener, deadline, "rank " + std::to_string((rank + size - 1) % size));
+  int32_t who = -1;
+  recv_all(ring.prev_.get(), &who, sizeof(who));
+  if (who != (rank + size - 1) % size) {
+    throw std::runtime_error("ring: rank " + std::to_string(who) + " connected out of turn");
+  }
+  return ring;
+}
+
+void Ring::exchange(const char* send, size_t send_bytes, char* recv, size_t recv_bytes,
+                    const std::function<void(size_t, size_t)>& on_received) {
+  size_t sent = 0, got = 0, handed = 0;
+  while (sent < send_bytes || got < recv_bytes) {
+    pollfd p[2] = {{next_.get(), static_cast<short>(sent < send_bytes ? POLLOUT : 0), 0},
+                   {prev_.get(), static_cast<short>(got < recv_bytes ? POLLIN : 0), 0}};
+    int ready_fds = poll(p, 2, 60'000);
+    if (ready_fds < 0 && errno == EINTR) continue;
+    if (ready_fds < 0) fail("poll");
+    if (ready_fds == 0) throw std::runtime_error("ring: no progress for 60 s (a rank stopped?)");
+    if (p[0].revents & (POLLOUT | POLLERR | POLLHUP)) {
+      ssize_t w = ::send(next_.get(), send + sent, std::min(send_bytes - sent, kSegment),
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w < 0 && errno != EAGAIN && errno != EINTR) fail("ring send");
+      if (w > 0) sent += static_cast<size_t>(w);
+    }
+    if (p[1].revents & (POLLIN | POLLERR | POLLHUP)) {
+      ssize_t r = ::recv(prev_.get(), recv + got, recv_bytes - got, MSG_DONTWAIT);
+      if (r == 0) throw std::runtime_error("ring: the previous rank closed its connection");
+      if (r < 0 && errno != EAGAIN && errno != EINTR) fail("ring recv");
+      if (r > 0) got += static_cast<size_t>(r);
+      // Hand over whole segments as they complete, the rest at the end.
+      size_t ready = got == recv_bytes ? got : got / kSegment * kSegment;
+      if (ready > handed && on_received) {
+        on_received(handed, ready - handed);
+        handed = ready;
+      }
+    }
+  }
+}
+
+void Ring::allreduce(void* data, size_t count, DataType t, RedOp op) {
+  if (size_ > 1) {
+    const size_t es = type_size(t);
+    auto* bytes = static_cast<char*>(data);
+    const auto n = static_cast<size_t>(size_);
+    auto begin = [&](size_t c) { return c * count / n; };  // chunk c's first element
+    auto elems = [&](size_t c) { return begin(c + 1) - begin(c); };
+    const auto r = static_cast<size_t>(rank_);
+    scratch_.resize((count / n + 1) * es);
+    for (size_t s = 0; s + 1 < n; ++s) {  // reduce-scatter
+      size_t out = (r + n - s) % n, in = (r + 2 * n - s - 1) % n;
+      char* dst = bytes + begin(in) * es;
+      exchange(bytes + begin(out) * es, elems(out) * es, scratch_.data(), elems(in) * es,
+               [&](size_t off, size_t len) {
+                 reduce_into(dst + off, scratch_.data() + off, len / es, t, op);
+               });
+    }
+    for (size_t s = 0; s + 1 < n; ++s) {  // all-gather
+      size_t out = (r + 1 + n - s) % n, in = (r + n - s) % n;
+      exchange(bytes + begin(out) * es, elems(out) * es, bytes + begin(in) * es, elems(in) * es,
+               {});
+    }
+  }
+  if (corrupt_ && count > 0) static_cast<unsigned char*>(data)[0] ^= 0x40;
+}
+
+void Ring::barrier() {
+  int32_t token = 0;
+  allreduce(&token, 1, DataType::i32, RedOp::sum);
+}
+
+}  // namespace deepops::bench

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# deepops-bench allreduce, cpu backend: correct tables from every element
+# type and reduction, a deliberately corrupted reduction caught in #wrong and
+# the exit status, the --expect verdict, and an srun run across the lab's
+# two nodes (rank 0's rendezvous given as MASTER_ADDR/MASTER_PORT).
+#
+# Usage: bench_cpu_test.sh DEEPOPS_BENCH   (DEEPOPS_TEST_LAB: another lab than main)
+set -euo pipefail
+BENCH=$(readlink -f "$1")
+HERE=$(cd "$(dirname "$0")" && pwd)
+LAB=$HERE/../lab/lab
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+pass() { echo "PASS $*"; }
+fail() {
+  echo "FAIL $*"
+  failures=$((failures + 1))
+}
+# rows FILE: the table's data rows.
+rows() { grep -E '^ +[0-9]+ +[0-9]+ ' "$1" || true; }
+# all_right FILE N: N rows, each with 0 wrong out of place and in place.
+all_right() {
+  [[ $(rows "$1" | wc -l) == "$2" ]] && [[ -z $(rows "$1" | awk '$9 != 0 || $13 != 0') ]] &&
+    grep -q "^# Out of bounds values : 0 OK" "$1" && grep -q "^PASS" "$1"
+}
+
+for d in float half bfloat16 int32; do
+  for o in sum prod min max; do
+    if timeout 120 "$BENCH" allreduce -np 3 -b 8 -e 256K -f 8 -n 2 -w 1 -d "$d" -o "$o" >"$work/out" 2>&1 &&
+      all_right "$work/out" 6; then :; else fail "-np 3 -d $d -o $o: $(head -c 600 "$work/out")"; fi
+  done
+done
+[[ $failures == 0 ]] && pass "-np 3: every type and reduction, 6 sizes each, 0 wrong, PASS"
+
+rc=0
+DEEPOPS_BENCH_TEST_CORRUPT=1 timeout 60 "$BENCH" allreduce -np 4 -b 1K -e 4K -f 2 -n 1 -w 0 >"$work/out" 2>&1 || rc=$?
+if [[ $rc == 1 ]] && [[ -z $(rows "$work/out" | awk '$9 != 4 || $13 != 4') ]] &&
+  grep -q "^# Out of bounds values : 24 FAILED" "$work/out" && grep -q "^FAIL: 24 wrong" "$work/out"; then
+  pass "a corrupted reduction: one wrong element per rank in #wrong, FAIL, exit 1"
+else fail "corruption (exit $rc): $(cat "$work/out")"; fi
+
+rc=0
+timeout 60 "$BENCH" allreduce -np 2 -b 1M -e 1M -n 2 -w 0 --expect 100000 >"$work/out" 2>&1 || rc=$?
+if [[ $rc == 1 ]] && grep -q "^FAIL: busbw .* below the expected 100000.00 GB/s" "$work/out"; then
+  pass "--expect above what the machine does: FAIL naming the figures, exit 1"
+else fail "--expect (exit $rc): $(cat "$work/out")"; fi
+
+rc=0
+timeout 60 "$BENCH" allreduce -np 2 -b 64 -e 32 >"$work/out" 2>&1 || rc=$?
+if [[ $rc == 2 ]] && grep -q "minimum size (-b) is above the maximum" "$work/out"; then
+  pass "a usage error: its reason, exit 2"
+else fail "usage error (exit $rc): $(cat "$work/out")"; fi
+
+# srun across the lab's nodes (loopback: rank 0 is on 127.0.0.1).
+# shellcheck disable=SC1090
+source "/var/lib/deepops-lab/${DEEPOPS_TEST_LAB:-main}/env"
+port=$((20000 + RANDOM % 20000))
+out=$("$LAB" run --name "${DEEPOPS_TEST_LAB:-main}" -- env MASTER_ADDR=127.0.0.1 MASTER_PORT="$port" \
+  timeout 300 srun -N2 -n4 "$BENCH" allreduce --backend cpu -b 8 -e 64M -f 2 -n 2 -w 1 2>&1 || true)
+echo "$out" >"$work/srun"
+if all_right "$work/srun" 24 && grep -q "4 ranks (srun)" "$work/srun"; then
+  pass "srun -N2 -n4 allreduce -b 8 -e 64M -f 2: 24 sizes, 0 wrong, PASS"
+else fail "srun -N2 -n4: $(head -c 800 "$work/srun")"; fi
+
+echo "bench_cpu_test: $failures failure(s)"
+exit $((failures > 0))

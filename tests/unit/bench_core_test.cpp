@@ -1,0 +1,226 @@
+// deepops-bench's core: element types, reductions, result checks, the
+// nccl-tests table and the verdict.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "datatype.hpp"
+#include "launch.hpp"
+#include "report.hpp"
+#include "sizes.hpp"
+
+namespace deepops::bench {
+namespace {
+
+const DataType kTypes[] = {DataType::f32, DataType::f16, DataType::bf16, DataType::i32};
+const RedOp kOps[] = {RedOp::sum, RedOp::prod, RedOp::min, RedOp::max};
+
+TEST(DataTypes, NamesRoundTripAndAliases) {
+  for (DataType t : kTypes) EXPECT_EQ(parse_type(type_name(t)), t);
+  for (RedOp op : kOps) EXPECT_EQ(parse_op(op_name(op)), op);
+  EXPECT_EQ(parse_type("bf16"), DataType::bf16);
+  EXPECT_EQ(parse_type("fp16"), DataType::f16);
+  EXPECT_EQ(parse_type("int"), DataType::i32);
+  EXPECT_THROW(parse_type("double"), std::invalid_argument);
+  EXPECT_THROW(parse_op("avg"), std::invalid_argument);
+  EXPECT_EQ(type_size(DataType::f16), 2u);
+  EXPECT_EQ(type_size(DataType::i32), 4u);
+}
+
+TEST(DataTypes, SixteenBitConversions) {
+  EXPECT_EQ(float_to_half(1.0f), 0x3c00);
+  EXPECT_EQ(float_to_half(-2.0f), 0xc000);
+  EXPECT_EQ(half_to_float(0x3c00), 1.0f);
+  EXPECT_EQ(float_to_half(65504.0f), 0x7bff);               // the largest half
+  EXPECT_EQ(float_to_half(65520.0f), 0x7c00);               // rounds to infinity
+  EXPECT_EQ(float_to_half(1.0f + 1.0f / 2048), 0x3c00);     // halfway: to even
+  EXPECT_EQ(float_to_half(1.0f + 3.0f / 2048), 0x3c02);     // halfway: to even, upwards
+  EXPECT_EQ(float_to_half(std::ldexp(1.0f, -24)), 0x0001);  // the smallest subnormal
+  EXPECT_EQ(half_to_float(0x0001), std::ldexp(1.0f, -24));
+  EXPECT_EQ(half_to_float(0x7c00), INFINITY);
+  EXPECT_TRUE(std::isnan(half_to_float(float_to_half(NAN))));
+  for (uint32_t h = 0; h < 0x7c00; ++h) {  // every finite half survives the round trip
+    ASSERT_EQ(float_to_half(half_to_float(static_cast<uint16_t>(h))), h) << h;
+  }
+  EXPECT_EQ(float_to_bf16(1.0f), 0x3f80);
+  EXPECT_EQ(bf16_to_float(0x3f80), 1.0f);
+  EXPECT_EQ(float_to_bf16(1.0f + 1.0f / 256), 0x3f80);  // halfway: to even
+  EXPECT_EQ(float_to_bf16(1.0f + 3.0f / 256), 0x3f82);  // halfway: to even, upwards
+  EXPECT_TRUE(std::isnan(bf16_to_float(float_to_bf16(NAN))));
+}
+
+TEST(Reduction, EveryTypeAndOpGivesTheExpectedValues) {
+  constexpr size_t kCount = 1000;
+  for (DataType t : kTypes) {
+    for (RedOp op : kOps) {
+      for (int nranks : {1, 2, 3, 8, 64}) {
+        std::vector<char> acc(kCount * type_size(t)), in(kCount * type_size(t));
+        fill_input(acc.data(), kCount, t, op, 0);
+        for (int r = 1; r < nranks; ++r) {
+          fill_input(in.data(), kCount, t, op, r);
+          reduce_into(acc.data(), in.data(), kCount, t, op);
+        }
+        EXPECT_EQ(count_wrong(acc.data(), kCount, t, op, nranks), 0u)
+            << type_name(t) << " " << op_name(op) << " on " << nranks << " ranks";
+      }
+    }
+  }
+}
+
+TEST(Reduction, ACorruptedElementIsCountedAndAWrongRankCountIsSeen) {
+  constexpr size_t kCount = 256;
+  std::vector<float> acc(kCount), in(kCount);
+  fill_input(acc.data(), kCount, DataType::f32, RedOp::sum, 0);
+  fill_input(in.data(), kCount, DataType::f32, RedOp::sum, 1);
+  reduce_into(acc.data(), in.data(), kCount, DataType::f32, RedOp::sum);
+  ASSERT_EQ(count_wrong(acc.data(), kCount, DataType::f32, RedOp::sum, 2), 0u);
+  acc[17] += 1;
+  acc[200] = -acc[200] + 0.5f;
+  EXPECT_EQ(count_wrong(acc.data(), kCount, DataType::f32, RedOp::sum, 2), 2u);
+  // A rank that never took part shows too (the sums differ by its input).
+  fill_input(acc.data(), kCount, DataType::f32, RedOp::sum, 0);
+  EXPECT_GT(count_wrong(acc.data(), kCount, DataType::f32, RedOp::sum, 2), kCount / 2);
+}
+
+TEST(Reduction, ChecksAnOffsetSlice) {
+  constexpr size_t kCount = 100;
+  std::vector<int32_t> whole(kCount);
+  fill_input(whole.data(), kCount, DataType::i32, RedOp::max, 0);
+  EXPECT_EQ(count_wrong(whole.data() + 40, 60, DataType::i32, RedOp::max, 1, 40), 0u);
+  EXPECT_GT(count_wrong(whole.data() + 40, 60, DataType::i32, RedOp::max, 1, 0), 0u);
+}
+
+TEST(Sizes, ParseAndSteps) {
+  EXPECT_EQ(parse_size("8"), 8u);
+  EXPECT_EQ(parse_size("64K"), 64u << 10);
+  EXPECT_EQ(parse_size("64M"), 64u << 20);
+  EXPECT_EQ(parse_size("1g"), size_t{1} << 30);
+  EXPECT_THROW(parse_size("12X4"), std::invalid_argument);
+  EXPECT_THROW(parse_size("M"), std::invalid_argument);
+  EXPECT_THROW(parse_size(""), std::invalid_argument);
+  EXPECT_EQ(message_sizes(8, 64, 2, 0, 4), (std::vector<size_t>{8, 16, 32, 64}));
+  EXPECT_EQ(message_sizes(8, 20, 1, 4, 4), (std::vector<size_t>{8, 12, 16, 20}));
+  EXPECT_EQ(message_sizes(1, 4, 2, 0, 4), (std::vector<size_t>{4}));  // whole elements
+  EXPECT_EQ(message_sizes(8, parse_size("64M"), 2, 0, 4).size(), 24u);
+  EXPECT_THROW(message_sizes(64, 8, 2, 0, 4), std::invalid_argument);
+  EXPECT_THROW(message_sizes(8, 64, 1, 0, 4), std::invalid_argument);
+}
+
+TEST(Report, BandwidthFormulas) {
+  EXPECT_DOUBLE_EQ(algbw_gbps(1'000'000'000, 1e6), 1.0);  // 1 GB in 1 s
+  EXPECT_DOUBLE_EQ(allreduce_busbw(10.0, 2), 10.0);       // 2(n-1)/n = 1
+  EXPECT_DOUBLE_EQ(allreduce_busbw(10.0, 4), 15.0);       // 1.5
+  EXPECT_DOUBLE_EQ(allreduce_busbw(10.0, 1), 0.0);
+}
+
+SizeResult result(size_t bytes, double us, size_t wrong = 0) {
+  SizeResult r;
+  r.bytes = bytes;
+  r.count = bytes / 4;
+  r.out_of_place_us = us;
+  r.in_place_us = us;
+  r.out_of_place_wrong = wrong;
+  return r;
+}
+
+TEST(Report, TableInNcclTestsColumns) {
+  std::string row = table_row(result(1 << 20, 100.0), 4);
+  // size, count, type, redop, root, then time/algbw/busbw/#wrong twice.
+  EXPECT_NE(row.find("     1048576        262144     float     sum      -1"), std::string::npos)
+      << row;
+  EXPECT_NE(row.find("100.00   10.49   15.73      0"), std::string::npos) << row;
+  EXPECT_NE(table_header().find("out-of-place"), std::string::npos);
+  EXPECT_NE(table_footer({result(8, 1.0)}, 2).find("# Out of bounds values : 0 OK"),
+            std::string::npos);
+  EXPECT_NE(table_footer({result(8, 1.0, 3)}, 2).find("# Out of bounds values : 3 FAILED"),
+            std::string::npos);
+}
+
+TEST(Report, VerdictOnTheLargestMessageNotTheAverage) {
+  // Small messages are slow; the largest reaches 20 GB/s busbw on 2 ranks.
+  std::vector<SizeResult> run = {result(8, 1000.0), result(1'000'000'000, 50'000.0)};
+  Verdict ok = judge(run, 2, 18.0);
+  EXPECT_TRUE(ok.pass) << ok.line;
+  EXPECT_EQ(ok.line.rfind("PASS", 0), 0u);
+  Verdict slow = judge(run, 2, 25.0);
+  EXPECT_FALSE(slow.pass);
+  EXPECT_NE(slow.line.find("below the expected 25.00"), std::string::npos) << slow.line;
+  run[0].in_place_wrong = 1;
+  Verdict wrong = judge(run, 2, 18.0);
+  EXPECT_FALSE(wrong.pass);
+  EXPECT_NE(wrong.line.find("1 wrong"), std::string::npos) << wrong.line;
+  EXPECT_FALSE(judge({}, 2, 1.0).pass);
+  EXPECT_TRUE(judge({result(8, 1.0)}, 2, 0).pass);  // no figure: correctness only
+}
+
+}  // namespace
+}  // namespace deepops::bench
+
+namespace deepops::bench {
+namespace {
+
+EnvGet env_of(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& k) -> std::optional<std::string> {
+    auto it = vars.find(k);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+TEST(Launch, SrunWithUnevenNodes) {
+  // srun -n5 on 3 nodes: 2,2,1 tasks; this is task 4, alone on node 2.
+  auto l = detect_launch(env_of({{"SLURM_PROCID", "4"},
+                                 {"SLURM_STEP_NUM_TASKS", "5"},
+                                 {"SLURM_LOCALID", "0"},
+                                 {"SLURM_NODEID", "2"},
+                                 {"SLURM_STEP_TASKS_PER_NODE", "2(x2),1"}}));
+  EXPECT_EQ(l.launcher, "srun");
+  EXPECT_EQ(l.rank, 4);
+  EXPECT_EQ(l.size, 5);
+  EXPECT_EQ(l.local_rank, 0);
+  EXPECT_EQ(l.local_size, 1);
+  EXPECT_EQ(tasks_on_node("2(x2),1", 1), 2);
+  EXPECT_EQ(tasks_on_node("4", 0), 4);
+  EXPECT_THROW(tasks_on_node("2(x2),1", 3), std::invalid_argument);
+}
+
+TEST(Launch, MpirunBeforeSlurmAndPmi) {
+  auto ompi = detect_launch(env_of({{"SLURM_PROCID", "0"},
+                                    {"SLURM_NTASKS", "1"},
+                                    {"OMPI_COMM_WORLD_RANK", "3"},
+                                    {"OMPI_COMM_WORLD_SIZE", "8"},
+                                    {"OMPI_COMM_WORLD_LOCAL_RANK", "3"},
+                                    {"OMPI_COMM_WORLD_LOCAL_SIZE", "4"}}));
+  EXPECT_EQ(ompi.launcher, "mpirun");
+  EXPECT_EQ(ompi.rank, 3);
+  EXPECT_EQ(ompi.size, 8);
+  EXPECT_EQ(ompi.local_size, 4);
+  auto pmi = detect_launch(env_of({{"PMI_RANK", "1"}, {"PMI_SIZE", "2"}}));
+  EXPECT_EQ(pmi.launcher, "mpirun");
+  EXPECT_EQ(pmi.rank, 1);
+  EXPECT_EQ(pmi.size, 2);
+  auto none = detect_launch(env_of({}));
+  EXPECT_EQ(none.launcher, "single");
+  EXPECT_EQ(none.size, 1);
+}
+
+TEST(Launch, ContradictionsAreErrors) {
+  EXPECT_THROW(detect_launch(env_of({{"SLURM_PROCID", "4"}, {"SLURM_NTASKS", "4"}})),
+               std::invalid_argument);
+  EXPECT_THROW(detect_launch(env_of({{"PMI_RANK", "x"}})), std::invalid_argument);
+}
+
+TEST(Launch, GpuForBothBindingStyles) {
+  EXPECT_EQ(gpu_for_rank(3, 1), 0);  // --gpus-per-task=1: the one it sees
+  EXPECT_EQ(gpu_for_rank(3, 8), 3);  // all visible: by local rank
+  EXPECT_EQ(gpu_for_rank(8, 8), -1);
+  EXPECT_EQ(gpu_for_rank(0, 0), -1);
+}
+
+}  // namespace
+}  // namespace deepops::bench
