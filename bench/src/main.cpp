@@ -1,6 +1,7 @@
 // deepops-bench: the post-deployment all-reduce validator. So far the cpu
 // backend (a TCP ring) with the local -np launcher and an explicit
 // rendezvous; see bench/README.md for what is still to come.
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -138,8 +139,11 @@ int run_rank(const Args& a, const LaunchInfo& where) {
                        : a.rendezvous;
   const size_t colon = rv.rfind(':');
   if (colon == std::string::npos) throw std::invalid_argument("--rendezvous wants HOST:PORT");
+  // -np hands rank 0 the rendezvous socket it opened: no port race.
+  const int listener =
+      where.rank == 0 ? std::atoi(env_or("DEEPOPS_BENCH_LISTEN_FD", "-1").c_str()) : -1;
   Ring ring = Ring::join(where.rank, where.size, rv.substr(0, colon),
-                         std::stoi(rv.substr(colon + 1)), std::chrono::seconds(60));
+                         std::stoi(rv.substr(colon + 1)), std::chrono::seconds(60), listener);
   const bool leader = where.rank == 0;
   if (leader) {
     std::printf("# deepops-bench allreduce: %d ranks (%s), backend %s, %s %s\n", where.size,
@@ -164,8 +168,7 @@ int run_rank(const Args& a, const LaunchInfo& where) {
 
 // -np N: N ranks on this machine, meeting at a free loopback port.
 int run_local(const Args& a, char** argv) {
-  // Rank 0 listens there; a busy port fails the run with its own message.
-  const int port = 20000 + static_cast<int>(getpid() % 20000);
+  auto [rendezvous, port] = listen_on(0);
   std::vector<pid_t> children;
   for (int r = 0; r < a.np; ++r) {
     pid_t pid = fork();
@@ -175,6 +178,10 @@ int run_local(const Args& a, char** argv) {
       setenv("DEEPOPS_BENCH_SIZE", std::to_string(a.np).c_str(), 1);
       setenv("MASTER_ADDR", "127.0.0.1", 1);
       setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      if (r == 0) {
+        fcntl(rendezvous.get(), F_SETFD, 0);  // kept across exec for rank 0 only
+        setenv("DEEPOPS_BENCH_LISTEN_FD", std::to_string(rendezvous.get()).c_str(), 1);
+      }
       execv("/proc/self/exe", argv);
       _exit(2);
     }

@@ -33,8 +33,7 @@ Socket tcp_socket() {
   return s;
 }
 
-// Listens on `port` (0: any free one) and returns the socket and the port.
-std::pair<Socket, int> listen_on(int port) {
+std::pair<Socket, int> listen_any(int port) {
   Socket s = tcp_socket();
   int one = 1;
   setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -123,7 +122,7 @@ std::string ip_text(uint32_t ip) {
 
 // Everyone's ring address, gathered by rank 0 and sent back to all.
 std::vector<PeerAddress> rendezvous(int rank, int size, const std::string& host, int port,
-                                    int ring_port, Clock::time_point deadline) {
+                                    int ring_port, Clock::time_point deadline, int given) {
   std::vector<PeerAddress> table(static_cast<size_t>(size));
   if (rank != 0) {
     Socket s = connect_until(host, port, deadline);
@@ -132,8 +131,7 @@ std::vector<PeerAddress> rendezvous(int rank, int size, const std::string& host,
     recv_all(s.get(), table.data(), table.size() * sizeof(PeerAddress));
     return table;
   }
-  auto [listener, bound] = listen_on(port);
-  (void)bound;
+  Socket listener = given >= 0 ? Socket(given) : listen_any(port).first;
   table[0].port = static_cast<uint16_t>(ring_port);
   std::vector<Socket> peers;
   for (int i = 1; i < size; ++i) {
@@ -157,6 +155,8 @@ std::vector<PeerAddress> rendezvous(int rank, int size, const std::string& host,
 
 }  // namespace
 
+std::pair<Socket, int> listen_on(int port) { return listen_any(port); }
+
 Socket& Socket::operator=(Socket&& o) noexcept {
   if (this != &o) {
     if (fd_ >= 0) close(fd_);
@@ -170,13 +170,13 @@ Socket::~Socket() {
   if (fd_ >= 0) close(fd_);
 }
 
-Ring Ring::join(int rank, int size, const std::string& host, int port,
-                std::chrono::seconds timeout) {
+Ring Ring::join(int rank, int size, const std::string& host, int port, std::chrono::seconds timeout,
+                int listener_fd) {
   Ring ring(rank, size);
   if (size == 1) return ring;
   const auto deadline = Clock::now() + timeout;
-  auto [listener, ring_port] = listen_on(0);
-  auto table = rendezvous(rank, size, host, port, ring_port, deadline);
+  auto [listener, ring_port] = listen_any(0);
+  auto table = rendezvous(rank, size, host, port, ring_port, deadline, listener_fd);
   const auto& next = table[static_cast<size_t>((rank + 1) % size)];
   const std::string next_host = next.ip == 0 ? host : ip_text(next.ip);
   ring.next_ = connect_until(next_host, next.port, deadline);

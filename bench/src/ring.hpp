@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "datatype.hpp"
@@ -33,8 +34,9 @@ class Socket {
 // naming the rank and the address.
 class Ring {
  public:
+  // `listener`: for rank 0, a socket already listening on `port` (-1: bind it).
   static Ring join(int rank, int size, const std::string& host, int port,
-                   std::chrono::seconds timeout);
+                   std::chrono::seconds timeout, int listener = -1);
   int rank() const { return rank_; }
   int size() const { return size_; }
 
@@ -57,5 +59,9 @@ class Ring {
   std::vector<char> scratch_;
   bool corrupt_ = false;
 };
+
+// A TCP socket listening on `port` on every address (0: a free port), and
+// the port it got.
+std::pair<Socket, int> listen_on(int port);
 
 }  // namespace deepops::bench

@@ -55,7 +55,7 @@ else fail "usage error (exit $rc): $(cat "$work/out")"; fi
 # srun across the lab's nodes (loopback: rank 0 is on 127.0.0.1).
 # shellcheck disable=SC1090
 source "/var/lib/deepops-lab/${DEEPOPS_TEST_LAB:-main}/env"
-port=$((20000 + RANDOM % 20000))
+port=$((20000 + RANDOM % 12000)) # below the ephemeral range (32768-)
 out=$("$LAB" run --name "${DEEPOPS_TEST_LAB:-main}" -- env MASTER_ADDR=127.0.0.1 MASTER_PORT="$port" \
   timeout 300 srun -N2 -n4 "$BENCH" allreduce --backend cpu -b 8 -e 64M -f 2 -n 2 -w 1 2>&1 || true)
 echo "$out" >"$work/srun"
