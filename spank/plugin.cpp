@@ -61,28 +61,10 @@ std::vector<std::string> args_of(int ac, char** av) {
   return out;
 }
 
-EnvMap env_of(char** env) {
-  EnvMap out;
-  for (char** e = env; e && *e; ++e) {
-    std::string kv = *e;
-    size_t eq = kv.find('=');
-    if (eq != std::string::npos) out[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  return out;
-}
-
 EnvMap job_env(spank_t sp) {
   char** env = nullptr;
   if (spank_get_item(sp, S_JOB_ENV, &env) != ESPANK_SUCCESS) return {};
-  return env_of(env);
-}
-
-EnvLookup lookup_in(EnvMap env) {
-  return [env = std::move(env)](const std::string& name) -> std::optional<std::string> {
-    auto it = env.find(name);
-    if (it == env.end()) return std::nullopt;
-    return it->second;
-  };
+  return environment_map(env);
 }
 
 int on_option(int val, const char* optarg, int /*remote*/) {
@@ -212,7 +194,7 @@ DEEPOPS_EXPORT int slurm_spank_init_post_opt(spank_t sp, int, char**) {
   const spank_context_t ctx = spank_context();
   try {
     if (ctx == S_CTX_REMOTE) {
-      apply_environment(g.request, g.given, lookup_in(job_env(sp)));
+      apply_environment(g.request, g.given, env_lookup(job_env(sp)));
       if (!g.request.entrypoint) g.request.entrypoint = g.config.execute_entrypoint;
       return 0;
     }
@@ -279,7 +261,7 @@ DEEPOPS_EXPORT int slurm_spank_task_init(spank_t sp, int, char**) {
 
 DEEPOPS_EXPORT int slurm_spank_exit(spank_t sp, int, char**) {
   if (!spank_remote(sp) || !g.report) return 0;
-  for (const auto& line : stop_step_container(*g.report, g.step, g.config)) {
+  for (const auto& line : stop_step_container(*g.report, g.step)) {
     slurm_info("deepops: %s", line.c_str());
   }
   g.report.reset();

@@ -141,19 +141,7 @@ EnvLookup admin_env(const StepInfo& step, const HostUser& user, const PlugstackC
                  {"SLURM_STEP_ID", step.step_id},
                  {"SLURMD_NODENAME", step.node}};
   if (!config.sysconf_dir.empty()) vars["DEEPOPS_SYSCONF_DIR"] = config.sysconf_dir.string();
-  return [vars](const std::string& name) -> std::optional<std::string> {
-    auto it = vars.find(name);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-}
-
-EnvLookup map_lookup(const EnvMap& env) {
-  return [&env](const std::string& name) -> std::optional<std::string> {
-    auto it = env.find(name);
-    if (it == env.end()) return std::nullopt;
-    return it->second;
-  };
+  return env_lookup(std::move(vars));
 }
 
 fs::path runtime_dir_for(const PlugstackConfig& config, const Settings& settings,
@@ -282,7 +270,7 @@ void apply_request(ContainerSpec& spec, const ContainerRequest& r, const Setting
   spec.unshare_net = r.unshare_net;
   spec.unshare_ipc = r.unshare_ipc;
   spec.unshare_uts = r.unshare_uts;
-  const EnvLookup job = map_lookup(step.job_env);
+  const EnvLookup job = env_lookup(step.job_env);
   spec.mounts = settings.load_mounts(job);
   if (!named) spec.mounts.insert(spec.mounts.end(), r.mounts.begin(), r.mounts.end());
   spec.environ = settings.load_environ(job);
@@ -375,7 +363,7 @@ KeeperReport attach_report(const NamedContainer& c, const ContainerRequest& r,
                            const Settings& settings, const StepInfo& step) {
   ContainerSpec spec;
   spec.image = c.config;
-  spec.environ = settings.load_environ(map_lookup(step.job_env));
+  spec.environ = settings.load_environ(env_lookup(step.job_env));
   EnvMap base = keeper_environment(r, step);
   EnvMap env = container_environment(spec, base);
   for (const auto& name : r.env_names) {
@@ -545,6 +533,14 @@ bool wait_bounded(pid_t pid, std::chrono::milliseconds limit) {
 }  // namespace
 
 // ------------------------------------------------------------------ public
+
+EnvLookup env_lookup(EnvMap env) {
+  return [env = std::move(env)](const std::string& name) -> std::optional<std::string> {
+    auto it = env.find(name);
+    if (it == env.end()) return std::nullopt;
+    return it->second;
+  };
+}
 
 std::string nth_host(const std::string& nodelist, unsigned n) {
   hostlist_t hl = slurm_hostlist_create(nodelist.c_str());
@@ -741,8 +737,7 @@ KeeperReport start_step_container(const ContainerRequest& request, const Plugsta
   return failed;
 }
 
-std::vector<std::string> stop_step_container(const KeeperReport& report, const StepInfo& step,
-                                             const PlugstackConfig& config) {
+std::vector<std::string> stop_step_container(const KeeperReport& report, const StepInfo& step) {
   std::vector<std::string> log;
   if (!report.ok || report.attached) return log;
   kill(report.keeper, SIGTERM);
@@ -768,7 +763,6 @@ std::vector<std::string> stop_step_container(const KeeperReport& report, const S
   } catch (const Error& e) {
     log.push_back("cannot save the container to " + report.save_to.string() + ": " + e.describe());
   }
-  (void)config;
   return log;
 }
 

@@ -79,6 +79,9 @@ struct KeeperReport {
 // Slurm variables, for images that set PYTORCH_VERSION (as Enroot's hook).
 EnvMap pytorch_env(const EnvMap& task_env, const ImageConfig& image);
 
+// Looks names up in `env` (kept by the lookup).
+EnvLookup env_lookup(EnvMap env);
+
 // The first host of a Slurm node list ("n[3-5],m1" -> "n3"), by libslurm,
 // and the n-th (from 0; "" past the end).
 std::string first_host(const std::string& nodelist);
@@ -106,8 +109,7 @@ KeeperReport start_step_container(const ContainerRequest& request, const Plugsta
 
 // Stops the keeper (slurm_spank_exit), then writes --container-save as the
 // user. Returns the messages worth logging.
-std::vector<std::string> stop_step_container(const KeeperReport& report, const StepInfo& step,
-                                             const PlugstackConfig& config);
+std::vector<std::string> stop_step_container(const KeeperReport& report, const StepInfo& step);
 
 // Removes the user's job-scoped named containers of a finished job (epilog).
 // `node` is this node's Slurm name (SLURMD_NODENAME in the epilog).

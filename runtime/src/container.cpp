@@ -536,9 +536,11 @@ std::string run_prepare(const Launch& base, const ContainerSpec& spec, pid_t ser
 
 }  // namespace
 
-std::map<std::string, std::string> host_environment() {
+std::map<std::string, std::string> host_environment() { return environment_map(environ); }
+
+std::map<std::string, std::string> environment_map(char** env) {
   std::map<std::string, std::string> out;
-  for (char** e = environ; e && *e; ++e) {
+  for (char** e = env; e && *e; ++e) {
     std::string kv = *e;
     size_t eq = kv.find('=');
     if (eq != std::string::npos) out[kv.substr(0, eq)] = kv.substr(eq + 1);

@@ -115,8 +115,9 @@ void enter_container(pid_t keeper, bool remap_root, const std::string& workdir,
 // at `out`, with the image's metadata beside it (see ImageCache::write_beside).
 void export_container(const ContainerSpec& spec, const std::filesystem::path& out);
 
-// This process's environment as a map.
+// This process's environment as a map, and any NAME=value array as one.
 std::map<std::string, std::string> host_environment();
+std::map<std::string, std::string> environment_map(char** env);
 
 // The argv that runs: ENTRYPOINT + (command or CMD), Docker's rules.
 std::vector<std::string> container_argv(const ContainerSpec& spec);
