@@ -219,8 +219,10 @@ float expected_value(RedOp op, int nranks, size_t index) {
   return acc;
 }
 
-void fill_input(void* buffer, size_t count, DataType t, RedOp op, int rank) {
-  for (size_t i = 0; i < count; ++i) store_element(buffer, i, t, input_value(op, rank, i));
+void fill_input(void* buffer, size_t count, DataType t, RedOp op, int rank, size_t first) {
+  for (size_t i = 0; i < count; ++i) {
+    store_element(buffer, i, t, input_value(op, rank, first + i));
+  }
 }
 
 size_t count_wrong(const void* buffer, size_t count, DataType t, RedOp op, int nranks,

@@ -35,8 +35,9 @@ float bf16_to_float(uint16_t b);
 float input_value(RedOp op, int rank, size_t index);
 float expected_value(RedOp op, int nranks, size_t index);
 
-// Fills `count` elements of a rank's input.
-void fill_input(void* buffer, size_t count, DataType t, RedOp op, int rank);
+// Fills `count` elements of a rank's input; `first` is the index of
+// buffer[0] in the whole vector.
+void fill_input(void* buffer, size_t count, DataType t, RedOp op, int rank, size_t first = 0);
 // Counts the elements of a reduced buffer that differ from expected_value;
 // `first` is the index of buffer[0] in the whole vector.
 size_t count_wrong(const void* buffer, size_t count, DataType t, RedOp op, int nranks,

@@ -93,10 +93,11 @@ LaunchInfo detect_launch(const EnvGet& env) {
   return l;
 }
 
-int gpu_for_rank(int local_rank, int visible_gpus) {
-  if (visible_gpus <= 0) return -1;
-  if (visible_gpus == 1) return 0;
-  return local_rank < visible_gpus ? local_rank : -1;
+int gpu_for_rank(int local_rank, int visible_gpus, int gpus_per_rank) {
+  if (visible_gpus <= 0 || gpus_per_rank <= 0) return -1;
+  if (visible_gpus == gpus_per_rank) return 0;
+  const int first = local_rank * gpus_per_rank;
+  return first + gpus_per_rank <= visible_gpus ? first : -1;
 }
 
 }  // namespace deepops::bench

@@ -29,9 +29,10 @@ LaunchInfo detect_launch(const EnvGet& env);
 // SLURM_STEP_TASKS_PER_NODE ("2(x3),1") expanded, the count on node `node`.
 int tasks_on_node(const std::string& tasks_per_node, int node);
 
-// The GPU a rank drives, for both binding styles: when a rank sees one GPU
-// (--gpus-per-task=1, CUDA_VISIBLE_DEVICES of one entry) it is device 0;
-// when it sees them all, it is its local rank. -1: more ranks than GPUs.
-int gpu_for_rank(int local_rank, int visible_gpus);
+// The first of the `gpus_per_rank` GPUs (-g) a rank drives, for both binding
+// styles: when a rank sees just its own (--gpus-per-task, a CUDA_VISIBLE_DEVICES
+// of its own) they start at device 0; when it sees them all, at local rank
+// times gpus_per_rank. -1: the node has too few GPUs for its ranks.
+int gpu_for_rank(int local_rank, int visible_gpus, int gpus_per_rank = 1);
 
 }  // namespace deepops::bench

@@ -1,6 +1,6 @@
-// deepops-bench: the post-deployment all-reduce validator. So far the cpu
-// backend (a TCP ring) with the local -np launcher and an explicit
-// rendezvous; see bench/README.md for what is still to come.
+// deepops-bench: the post-deployment all-reduce validator: an all-reduce
+// over NCCL (GPUs) or a TCP ring (CPU), nccl-tests' table, every result
+// checked, and a PASS/FAIL verdict. See bench/README.md.
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,22 +14,23 @@
 #include <string>
 #include <vector>
 
+#include "backend.hpp"
 #include "datatype.hpp"
 #include "launch.hpp"
+#include "nccl_backend.hpp"
 #include "report.hpp"
 #include "ring.hpp"
 #include "sizes.hpp"
 
 namespace {
 using namespace deepops::bench;
-using Clock = std::chrono::steady_clock;
 
 struct Args {
   std::string min_bytes = "32M", max_bytes = "32M", type = "float", op = "sum";
   double factor = 2;
   std::string increment = "0";
   int iters = 20, warmup = 5, check = 1, average = 1, gpus = 1, np = 0;
-  std::string json_out, rendezvous, backend = "cpu";
+  std::string json_out, rendezvous, backend = "nccl", nccl_library;
   double expect = 0;
   bool corrupt = false;  // test-only (DEEPOPS_BENCH_TEST_CORRUPT): damage the checked results
 };
@@ -40,23 +41,29 @@ message size, out-of-place and in-place time, algbw = bytes / time and busbw =
 algbw * 2(n-1)/n, and #wrong, the elements that differ from the exact result
 (every result is checked). Ends with PASS or FAIL: FAIL when any element is
 wrong or when the largest message's out-of-place busbw is below --expect.
-Exit status 0 on PASS, 1 on FAIL, 2 on a usage or setup error.
+Exit status 0 on PASS, 1 on FAIL, 2 on a usage or setup error (no GPU, no
+NCCL, a rank that cannot be reached).
+
+Backends: nccl (the default) drives the GPUs through NCCL; libcuda.so.1 and
+libnccl.so.2 are loaded at run time, so a node without them gets a clear "no
+GPU" or "no NCCL" line. cpu moves the data over TCP between the processes (a
+ring reduce-scatter then all-gather), to test the network of CPU-only nodes.
 
 Ranks: -np N forks N local ranks; otherwise each process is one rank, placed
 by its launcher (srun, mpirun) and meeting rank 0 at --rendezvous HOST:PORT
-(default $MASTER_ADDR:$MASTER_PORT).
+(default $MASTER_ADDR:$MASTER_PORT, else 127.0.0.1:29400). With nccl, a rank
+drives -g GPUs: the ones it sees when it sees exactly that many (srun
+--gpus-per-task), else its local rank's share of the node's GPUs.
 
 Examples:
-  deepops-bench allreduce -np 4 -b 8 -e 64M -f 2
-  deepops-bench allreduce -np 2 -d bfloat16 -o max -b 1M -e 1G --expect 5)";
+  deepops-bench allreduce -b 8 -e 8G -f 2 -g 8
+  srun -N2 --ntasks-per-node=8 --gpus-per-task=1 --export=ALL,MASTER_ADDR=node01 \
+      deepops-bench allreduce -b 1M -e 8G -f 2 --expect 180
+  deepops-bench allreduce --backend cpu -np 4 -b 8 -e 64M -f 2)";
 
 std::string env_or(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
   return v && *v ? v : fallback;
-}
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
 // The mean time per iteration over the ranks (-a 1), or rank 0's, the
@@ -77,30 +84,15 @@ size_t total_wrong(Ring& ring, size_t wrong) {
 }
 
 // One message size, out of place then in place: checked once, then timed.
-SizeResult run_size(Ring& ring, const Args& a, size_t bytes, DataType t, RedOp op) {
+SizeResult run_size(AllReduceBackend& backend, Ring& ring, const Args& a, size_t bytes, DataType t,
+                    RedOp op) {
   const size_t count = bytes / type_size(t);
-  std::vector<char> input(bytes), output(bytes);
   SizeResult r{bytes, count, t, op, 0, 0, 0, 0};
   for (bool in_place : {false, true}) {
-    auto once = [&] {
-      if (!in_place) std::copy(input.begin(), input.end(), output.begin());
-      ring.allreduce(in_place ? input.data() : output.data(), count, t, op);
-    };
-    size_t wrong = 0;
-    if (a.check) {
-      fill_input(input.data(), count, t, op, ring.rank());
-      ring.corrupt_results(a.corrupt);
-      once();
-      ring.corrupt_results(false);
-      wrong = count_wrong(in_place ? input.data() : output.data(), count, t, op, ring.size());
-    }
-    for (int i = 0; i < a.warmup; ++i) once();
-    ring.barrier();
-    auto start = Clock::now();
-    for (int i = 0; i < a.iters; ++i) once();
-    double us = seconds_since(start) * 1e6 / std::max(1, a.iters);
-    double agreed = combine_time(ring, us, a.average);
-    size_t all_wrong = total_wrong(ring, wrong);
+    const size_t wrong = a.check ? backend.check(count, t, op, in_place, a.corrupt) : 0;
+    const double us = backend.time(count, t, op, in_place, a.warmup, a.iters);
+    const double agreed = combine_time(ring, us, a.average);
+    const size_t all_wrong = total_wrong(ring, wrong);
     (in_place ? r.in_place_us : r.out_of_place_us) = agreed;
     (in_place ? r.in_place_wrong : r.out_of_place_wrong) = all_wrong;
   }
@@ -129,6 +121,16 @@ nlohmann::json to_json(const std::vector<SizeResult>& results, int nranks, const
   return {{"ranks", nranks}, {"results", rows}, {"pass", v.pass}, {"verdict", v.line}};
 }
 
+void print_prefixed(const char* prefix, const std::string& lines) {
+  size_t start = 0;
+  while (start < lines.size()) {
+    size_t end = lines.find('\n', start);
+    if (end == std::string::npos) end = lines.size();
+    std::printf("%s%.*s\n", prefix, static_cast<int>(end - start), lines.c_str() + start);
+    start = end + 1;
+  }
+}
+
 int run_rank(const Args& a, const LaunchInfo& where) {
   const DataType t = parse_type(a.type);
   const RedOp op = parse_op(a.op);
@@ -144,30 +146,39 @@ int run_rank(const Args& a, const LaunchInfo& where) {
       where.rank == 0 ? std::atoi(env_or("DEEPOPS_BENCH_LISTEN_FD", "-1").c_str()) : -1;
   Ring ring = Ring::join(where.rank, where.size, rv.substr(0, colon),
                          std::stoi(rv.substr(colon + 1)), std::chrono::seconds(60), listener);
+  const size_t largest = sizes.empty() ? 0 : sizes.back();
+  std::unique_ptr<AllReduceBackend> backend =
+      a.backend == "cpu" ? make_cpu_backend(ring, largest)
+                         : make_nccl_backend(ring, where, {a.gpus, largest, a.nccl_library});
+  const int nranks = backend->ranks();
+  const auto placement = gather_text(ring, backend->placement());
   const bool leader = where.rank == 0;
   if (leader) {
-    std::printf("# deepops-bench allreduce: %d ranks (%s), backend %s, %s %s\n", where.size,
-                where.launcher.c_str(), a.backend.c_str(), type_name(t), op_name(op));
+    std::printf("# deepops-bench allreduce: %d ranks (%s), backend %s, %s %s\n", nranks,
+                where.launcher.c_str(), backend->name().c_str(), type_name(t), op_name(op));
+    for (const auto& lines : placement) print_prefixed("#   ", lines);
     std::printf("%s", table_header().c_str());
   }
   std::vector<SizeResult> results;
   for (size_t bytes : sizes) {
-    results.push_back(run_size(ring, a, bytes, t, op));
+    results.push_back(run_size(*backend, ring, a, bytes, t, op));
     if (leader) {
-      std::printf("%s", table_row(results.back(), where.size).c_str());
+      std::printf("%s", table_row(results.back(), nranks).c_str());
       std::fflush(stdout);
     }
   }
-  Verdict v = judge(results, where.size, a.expect);
+  Verdict v = judge(results, nranks, a.expect);
   if (leader) {
-    std::printf("%s%s\n", table_footer(results, where.size).c_str(), v.line.c_str());
-    if (!a.json_out.empty()) std::ofstream(a.json_out) << to_json(results, where.size, v).dump(2);
+    std::printf("%s%s\n", table_footer(results, nranks).c_str(), v.line.c_str());
+    if (!a.json_out.empty()) std::ofstream(a.json_out) << to_json(results, nranks, v).dump(2);
   }
   return v.pass ? 0 : 1;
 }
 
 // -np N: N ranks on this machine, meeting at a free loopback port.
 int run_local(const Args& a, char** argv) {
+  // A node without a GPU or NCCL says so once, not once per rank.
+  if (a.backend == "nccl") probe_nccl({a.gpus, 0, a.nccl_library});
   auto [rendezvous, port] = listen_on(0);
   std::vector<pid_t> children;
   for (int r = 0; r < a.np; ++r) {
@@ -217,10 +228,15 @@ int main(int argc, char** argv) {
   ar->add_option("-o,--op", a.op, "sum, prod, min, max")->capture_default_str();
   ar->add_option("-a,--average", a.average, "time over ranks: 0 rank 0, 1 mean, 2 min, 3 max")
       ->capture_default_str();
-  ar->add_option("-g,--ngpus", a.gpus, "GPUs per process (nccl backend)");
-  ar->add_option("-J,--json", a.json_out, "also write the results as JSON to this file");
-  ar->add_option("--backend", a.backend, "cpu (TCP ring); nccl is still to come")
+  ar->add_option("-g,--ngpus", a.gpus, "GPUs per process (nccl backend)")
+      ->check(CLI::Range(1, 64))
       ->capture_default_str();
+  ar->add_option("-J,--json", a.json_out, "also write the results as JSON to this file");
+  ar->add_option("--backend", a.backend, "nccl (GPUs) or cpu (a TCP ring between hosts)")
+      ->check(CLI::IsMember({"nccl", "cpu"}))
+      ->capture_default_str();
+  ar->add_option("--nccl-library", a.nccl_library, "libnccl.so.2 to load (default: the loader's)")
+      ->envname("DEEPOPS_BENCH_NCCL_LIBRARY");
   ar->add_option("--np", a.np, "fork this many ranks on this machine (also -np, as mpirun)");
   ar->add_option("--rendezvous", a.rendezvous, "HOST:PORT where rank 0 listens");
   ar->add_option("--expect", a.expect, "the busbw (GB/s) the largest message must reach");
@@ -236,9 +252,10 @@ int main(int argc, char** argv) {
   argv = args.data();
   try {
     a.corrupt = std::getenv("DEEPOPS_BENCH_TEST_CORRUPT") != nullptr;
-    if (a.backend != "cpu") {
-      std::fprintf(stderr, "deepops-bench: backend '%s' is not built yet; use --backend cpu\n",
-                   a.backend.c_str());
+    if (a.backend == "cpu" && a.gpus != 1) {
+      std::fprintf(stderr,
+                   "deepops-bench: -g is for the nccl backend; the cpu one runs one "
+                   "rank per process\n");
       return 2;
     }
     const LaunchInfo where = detect_launch([](const std::string& k) -> std::optional<std::string> {
@@ -248,6 +265,9 @@ int main(int argc, char** argv) {
     });
     if (a.np > 0 && where.launcher != "local") return run_local(a, argv);
     return run_rank(a, where);
+  } catch (const SetupError& e) {
+    if (*e.what()) std::fprintf(stderr, "deepops-bench: %s\n", e.what());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "deepops-bench: %s\n", e.what());
     return 2;

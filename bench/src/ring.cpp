@@ -253,4 +253,28 @@ void Ring::barrier() {
   allreduce(&token, 1, DataType::i32, RedOp::sum);
 }
 
+// Both ride on the all-reduce: each rank contributes zeros outside its own
+// slot, and an integer sum of zeros and one value is exact. Control-plane
+// traffic only, where a few extra bytes do not matter.
+void broadcast_bytes(Ring& ring, void* data, size_t bytes) {
+  std::vector<int32_t> words((bytes + 3) / 4, 0);
+  if (ring.rank() == 0) std::memcpy(words.data(), data, bytes);
+  ring.allreduce(words.data(), words.size(), DataType::i32, RedOp::sum);
+  std::memcpy(data, words.data(), bytes);
+}
+
+std::vector<std::string> gather_text(Ring& ring, const std::string& text, size_t limit) {
+  const size_t slot = (limit + 4) / 4 * 4;  // room for the text and its end
+  const auto n = static_cast<size_t>(ring.size());
+  std::vector<int32_t> words(slot / 4 * n, 0);
+  char* mine = reinterpret_cast<char*>(words.data()) + slot * static_cast<size_t>(ring.rank());
+  std::memcpy(mine, text.data(), std::min(text.size(), limit));
+  ring.allreduce(words.data(), words.size(), DataType::i32, RedOp::sum);
+  std::vector<std::string> all;
+  for (size_t r = 0; r < n; ++r) {
+    all.emplace_back(reinterpret_cast<const char*>(words.data()) + slot * r);  // NUL-ended
+  }
+  return all;
+}
+
 }  // namespace deepops::bench

@@ -60,6 +60,11 @@ class Ring {
   bool corrupt_ = false;
 };
 
+// Rank 0's `bytes` bytes at `data`, copied to every rank.
+void broadcast_bytes(Ring& ring, void* data, size_t bytes);
+// Every rank's `text` (cut at `limit` bytes), in rank order, at every rank.
+std::vector<std::string> gather_text(Ring& ring, const std::string& text, size_t limit = 1024);
+
 // A TCP socket listening on `port` on every address (0: a free port), and
 // the port it got.
 std::pair<Socket, int> listen_on(int port);

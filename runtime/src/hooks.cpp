@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 #include "deepops/error.hpp"
 
@@ -246,6 +247,49 @@ std::vector<std::string> gpu_library_prefixes(const std::string& capabilities) {
   return out;
 }
 
+namespace {
+
+// Where the driver's programs may be: beside its libraries first (a driver
+// installed under /usr/local/nvidia or /opt keeps them in ../bin), then the
+// usual folders.
+std::vector<std::string> driver_tool_dirs(const std::vector<std::string>& lib_dirs) {
+  std::vector<std::string> dirs;
+  for (const auto& d : lib_dirs) {
+    std::string bin = fs::path(d).parent_path().append("bin").string();
+    if (std::find(dirs.begin(), dirs.end(), bin) == dirs.end()) dirs.push_back(bin);
+  }
+  for (const char* d : {"/usr/bin", "/usr/sbin", "/bin"}) {
+    if (std::find(dirs.begin(), dirs.end(), d) == dirs.end()) dirs.push_back(d);
+  }
+  return dirs;
+}
+
+bool is_elf(const fs::path& file) {
+  char magic[4] = {};
+  std::ifstream in(file, std::ios::binary);
+  return in.read(magic, sizeof(magic)) && std::string_view(magic, 4) ==
+                                              "\x7f"
+                                              "ELF";
+}
+
+// The program itself, not a wrapper: with the driver elsewhere, /usr/bin may
+// hold a script that execs a path the container does not have. An ELF file
+// wins; a script is taken only when nothing better exists.
+std::string find_driver_tool(const HostView& host, const std::vector<std::string>& dirs,
+                             const std::string& name) {
+  std::string fallback;
+  std::error_code ec;
+  for (const auto& d : dirs) {
+    const std::string path = d + "/" + name;
+    if (!fs::is_regular_file(host.host(path), ec)) continue;
+    if (is_elf(host.host(path))) return path;
+    if (fallback.empty()) fallback = path;
+  }
+  return fallback;
+}
+
+}  // namespace
+
 HookPlan plan_gpu(const HostView& host, const Environment& env) {
   HookPlan plan;
   auto visible = env.find("NVIDIA_VISIBLE_DEVICES");
@@ -275,21 +319,21 @@ HookPlan plan_gpu(const HostView& host, const Environment& env) {
 
   const std::string version = driver_version(host);
   const auto dirs = library_dirs(host);
+  std::vector<std::string> lib_dirs_used;
   for (const auto& prefix : gpu_library_prefixes(caps)) {
     std::string lib = find_library(host, dirs, prefix, version);
-    if (!lib.empty()) plan.binds.push_back({host.host(lib).string(), lib, true});
+    if (lib.empty()) continue;
+    plan.binds.push_back({host.host(lib).string(), lib, true});
+    lib_dirs_used.push_back(fs::path(lib).parent_path().string());
   }
   std::vector<std::string> bins = {"nvidia-smi", "nvidia-debugdump", "nvidia-persistenced"};
   if (caps.find("compute") != std::string::npos || caps.find("all") != std::string::npos) {
     bins.insert(bins.end(), {"nvidia-cuda-mps-control", "nvidia-cuda-mps-server"});
   }
+  const auto tool_dirs = driver_tool_dirs(lib_dirs_used);
   for (const auto& b : bins) {
-    for (const char* dir : {"/usr/bin/", "/usr/sbin/", "/bin/"}) {
-      if (fs::exists(host.host(dir + b), ec)) {
-        plan.binds.push_back({host.host(dir + b).string(), "/usr/bin/" + b, true});
-        break;
-      }
-    }
+    std::string tool = find_driver_tool(host, tool_dirs, b);
+    if (!tool.empty()) plan.binds.push_back({host.host(tool).string(), "/usr/bin/" + b, true});
   }
   if (!version.empty()) add_if_exists(plan, host, "/lib/firmware/nvidia/" + version, true);
   plan.env["NVIDIA_VISIBLE_DEVICES"] = ids.empty() ? "none" : ids;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # deepops-bench allreduce, cpu backend: correct tables from every element
 # type and reduction, a deliberately corrupted reduction caught in #wrong and
-# the exit status, the --expect verdict, and an srun run across the lab's
-# two nodes (rank 0's rendezvous given as MASTER_ADDR/MASTER_PORT).
+# the exit status, the --expect verdict, every launcher (-np, mpirun, and srun
+# across the lab's two nodes, rank 0's rendezvous given as
+# MASTER_ADDR/MASTER_PORT), and the nccl backend on a machine without a GPU.
 #
 # Usage: bench_cpu_test.sh DEEPOPS_BENCH   (DEEPOPS_TEST_LAB: another lab than main)
 set -euo pipefail
@@ -27,30 +28,53 @@ all_right() {
 
 for d in float half bfloat16 int32; do
   for o in sum prod min max; do
-    if timeout 120 "$BENCH" allreduce -np 3 -b 8 -e 256K -f 8 -n 2 -w 1 -d "$d" -o "$o" >"$work/out" 2>&1 &&
+    if timeout 120 "$BENCH" allreduce --backend cpu -np 3 -b 8 -e 256K -f 8 -n 2 -w 1 -d "$d" -o "$o" >"$work/out" 2>&1 &&
       all_right "$work/out" 6; then :; else fail "-np 3 -d $d -o $o: $(head -c 600 "$work/out")"; fi
   done
 done
 [[ $failures == 0 ]] && pass "-np 3: every type and reduction, 6 sizes each, 0 wrong, PASS"
 
 rc=0
-DEEPOPS_BENCH_TEST_CORRUPT=1 timeout 60 "$BENCH" allreduce -np 4 -b 1K -e 4K -f 2 -n 1 -w 0 >"$work/out" 2>&1 || rc=$?
+DEEPOPS_BENCH_TEST_CORRUPT=1 timeout 60 "$BENCH" allreduce --backend cpu -np 4 -b 1K -e 4K -f 2 -n 1 -w 0 >"$work/out" 2>&1 || rc=$?
 if [[ $rc == 1 ]] && [[ -z $(rows "$work/out" | awk '$9 != 4 || $13 != 4') ]] &&
   grep -q "^# Out of bounds values : 24 FAILED" "$work/out" && grep -q "^FAIL: 24 wrong" "$work/out"; then
   pass "a corrupted reduction: one wrong element per rank in #wrong, FAIL, exit 1"
 else fail "corruption (exit $rc): $(cat "$work/out")"; fi
 
 rc=0
-timeout 60 "$BENCH" allreduce -np 2 -b 1M -e 1M -n 2 -w 0 --expect 100000 >"$work/out" 2>&1 || rc=$?
+timeout 60 "$BENCH" allreduce --backend cpu -np 2 -b 1M -e 1M -n 2 -w 0 --expect 100000 >"$work/out" 2>&1 || rc=$?
 if [[ $rc == 1 ]] && grep -q "^FAIL: busbw .* below the expected 100000.00 GB/s" "$work/out"; then
   pass "--expect above what the machine does: FAIL naming the figures, exit 1"
 else fail "--expect (exit $rc): $(cat "$work/out")"; fi
 
 rc=0
-timeout 60 "$BENCH" allreduce -np 2 -b 64 -e 32 >"$work/out" 2>&1 || rc=$?
+timeout 60 "$BENCH" allreduce --backend cpu -np 2 -b 64 -e 32 >"$work/out" 2>&1 || rc=$?
 if [[ $rc == 2 ]] && grep -q "minimum size (-b) is above the maximum" "$work/out"; then
   pass "a usage error: its reason, exit 2"
 else fail "usage error (exit $rc): $(cat "$work/out")"; fi
+
+# The nccl backend (the default) where there is no GPU: one clear message,
+# even for several ranks, and exit 2.
+if ldconfig -p | grep -q 'libcuda\.so\.1 '; then
+  echo "SKIP no-GPU message: this machine has an NVIDIA driver"
+else
+  rc=0
+  timeout 60 "$BENCH" allreduce -np 2 -b 1M -e 1M >"$work/out" 2>&1 || rc=$?
+  if [[ $rc == 2 ]] && [[ $(grep -c "no GPU" "$work/out") == 1 ]] &&
+    grep -q -- "--backend cpu" "$work/out" && ! grep -q "built without" "$work/out"; then
+    pass "nccl backend without a GPU: one 'no GPU' line naming --backend cpu, exit 2"
+  else fail "no GPU (exit $rc): $(cat "$work/out")"; fi
+fi
+
+# mpirun: ranks from OMPI_COMM_WORLD_*, as root here (CI runs as root).
+port=$((20000 + RANDOM % 12000)) # below the ephemeral range (32768-)
+rc=0
+OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 120 mpirun --oversubscribe -np 3 \
+  -x MASTER_ADDR=127.0.0.1 -x MASTER_PORT="$port" \
+  "$BENCH" allreduce --backend cpu -b 8 -e 1M -f 8 -n 2 -w 1 >"$work/out" 2>&1 || rc=$?
+if [[ $rc == 0 ]] && all_right "$work/out" 6 && grep -q "3 ranks (mpirun)" "$work/out"; then
+  pass "mpirun -np 3: 6 sizes, 0 wrong, PASS"
+else fail "mpirun (exit $rc): $(head -c 800 "$work/out")"; fi
 
 # srun across the lab's nodes (loopback: rank 0 is on 127.0.0.1).
 # shellcheck disable=SC1090

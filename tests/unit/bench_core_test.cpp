@@ -156,6 +156,11 @@ TEST(Report, VerdictOnTheLargestMessageNotTheAverage) {
   EXPECT_NE(wrong.line.find("1 wrong"), std::string::npos) << wrong.line;
   EXPECT_FALSE(judge({}, 2, 1.0).pass);
   EXPECT_TRUE(judge({result(8, 1.0)}, 2, 0).pass);  // no figure: correctness only
+  // One rank: busbw is 0 by definition; only correctness is judged, and the
+  // line says why the figure was not used.
+  Verdict alone = judge({result(8, 1000.0), result(1'000'000'000, 50'000.0)}, 1, 18.0);
+  EXPECT_TRUE(alone.pass);
+  EXPECT_NE(alone.line.find("one rank"), std::string::npos) << alone.line;
 }
 
 }  // namespace
@@ -220,6 +225,9 @@ TEST(Launch, GpuForBothBindingStyles) {
   EXPECT_EQ(gpu_for_rank(3, 8), 3);  // all visible: by local rank
   EXPECT_EQ(gpu_for_rank(8, 8), -1);
   EXPECT_EQ(gpu_for_rank(0, 0), -1);
+  EXPECT_EQ(gpu_for_rank(3, 2, 2), 0);  // -g 2, --gpus-per-task=2
+  EXPECT_EQ(gpu_for_rank(3, 8, 2), 6);  // -g 2, all 8 visible: devices 6 and 7
+  EXPECT_EQ(gpu_for_rank(4, 8, 2), -1);
 }
 
 }  // namespace

@@ -170,6 +170,27 @@ TEST_F(HooksTest, AskingForAGpuOutsideTheAllocationFails) {
   }
 }
 
+// As on a GPU machine seen in the wild: the driver under /usr/local/nvidia,
+// and /usr/bin/nvidia-smi a script that execs /usr/local/nvidia/bin/nvidia-smi,
+// a path the container does not have. The program itself must be bound.
+TEST_F(HooksTest, DriverToolsFromARelocatedDriverAreTheProgramsNotWrappers) {
+  host_.library_dirs = {"/usr/local/nvidia/lib64", "/usr/lib/x86_64-linux-gnu"};
+  write("/usr/local/nvidia/lib64/libnvidia-ml.so.550.54.15", "");
+  write("/usr/local/nvidia/bin/nvidia-smi", std::string("\x7f"
+                                                        "ELF\2\1\1",
+                                                        7));
+  write("/usr/bin/nvidia-smi", "#!/bin/sh\nexec /usr/local/nvidia/bin/nvidia-smi \"$@\"\n");
+  HookPlan p = plan_gpu(host_, {{"NVIDIA_VISIBLE_DEVICES", "all"}});
+  auto smi = std::find_if(p.binds.begin(), p.binds.end(),
+                          [](const auto& b) { return b.target == "/usr/bin/nvidia-smi"; });
+  ASSERT_NE(smi, p.binds.end());
+  EXPECT_EQ(smi->source, (root_ / "usr/local/nvidia/bin/nvidia-smi").string());
+  // A wrapper alone is still better than nothing.
+  fs::remove(path("/usr/local/nvidia/bin/nvidia-smi"));
+  p = plan_gpu(host_, {{"NVIDIA_VISIBLE_DEVICES", "all"}});
+  EXPECT_TRUE(binds(p, "/usr/bin/nvidia-smi"));
+}
+
 TEST_F(HooksTest, CudaVisibleDevicesNarrowsOutsideSlurm) {
   HookPlan p = plan_gpu(host_, {{"NVIDIA_VISIBLE_DEVICES", "all"}, {"CUDA_VISIBLE_DEVICES", "3"}});
   EXPECT_EQ(gpu_nodes(p), std::vector<std::string>{"/dev/nvidia2"});
