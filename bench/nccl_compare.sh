@@ -41,18 +41,8 @@ for ((r = 1; r <= rounds; r++)); do
   "$ours" allreduce --backend nccl "${args[@]}" >"$work/ours.$r" || [[ $? == 1 ]]
 done
 
-# size -> the median over rounds of out-of-place time (us) and busbw, per tool.
-# Today's nccl-tests prints 13 columns (a root column; time in us; #wrong);
-# releases before 2.0 print 12 (time in ms; the largest error instead).
-medians() {
-  awk '!/^#/ && $1 ~ /^[0-9]+$/ && NF == 13 { print $1, $6, $8, $9 }
-       !/^#/ && $1 ~ /^[0-9]+$/ && NF == 12 { print $1, $5 * 1000, $7, ($8 == "N/A" ? "-" : $8) }' "$@" |
-    sort -k1,1n -k2,2g |
-    awk '{ n[$1]++; t[$1, n[$1]] = $2; b[$1, n[$1]] = $3; w[$1] = $4 }
-         END { for (s in n) { m = int((n[s] + 1) / 2)
-                              print s, t[s, m], b[s, m], w[s] } }' |
-    sort -k1,1n
-}
+# shellcheck source=bench/table_lib.sh
+source "$(dirname "$0")/table_lib.sh"
 medians "$work"/ref.* >"$work/ref"
 medians "$work"/ours.* >"$work/ours"
 

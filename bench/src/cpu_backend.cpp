@@ -41,12 +41,8 @@ class CpuBackend final : public AllReduceBackend {
   }
 
  private:
-  // Out of place reads the input and leaves it intact, as NCCL does: the
-  // copy into the output is part of the operation and of its time.
   void once(size_t count, DataType t, RedOp op, bool in_place) {
-    const size_t bytes = count * type_size(t);
-    if (!in_place) std::copy_n(input_.begin(), bytes, output_.begin());
-    ring_.allreduce(in_place ? input_.data() : output_.data(), count, t, op);
+    ring_.allreduce(input_.data(), in_place ? input_.data() : output_.data(), count, t, op);
   }
 
   Ring& ring_;

@@ -23,27 +23,34 @@ float combine(float a, float b, RedOp op) {
   return a;
 }
 
-// int32 as NCCL does it: sums and products wrap.
-int32_t combine_int(int32_t a, int32_t b, RedOp op) {
-  const auto ua = static_cast<uint32_t>(a), ub = static_cast<uint32_t>(b);
+// out[i] = f(a[i], b[i]); out may be a. One loop per reduction, so that the
+// compiler vectorises each.
+template <typename T, typename F>
+void each(T* out, const T* a, const T* b, size_t count, F f) {
+  for (size_t i = 0; i < count; ++i) out[i] = f(a[i], b[i]);
+}
+
+template <typename T>
+void reduce_typed(T* out, const T* a, const T* b, size_t count, RedOp op) {
   switch (op) {
     case RedOp::sum:
-      return static_cast<int32_t>(ua + ub);
+      return each(out, a, b, count, [](T x, T y) { return static_cast<T>(x + y); });
     case RedOp::prod:
-      return static_cast<int32_t>(ua * ub);
+      return each(out, a, b, count, [](T x, T y) { return static_cast<T>(x * y); });
     case RedOp::min:
-      return std::min(a, b);
+      return each(out, a, b, count, [](T x, T y) { return std::min(x, y); });
     case RedOp::max:
-      return std::max(a, b);
+      return each(out, a, b, count, [](T x, T y) { return std::max(x, y); });
   }
-  return a;
 }
 
 template <typename Load, typename Store>
-void reduce_16(void* dst, const void* src, size_t count, RedOp op, Load load, Store store) {
-  auto* d = static_cast<uint16_t*>(dst);
-  const auto* s = static_cast<const uint16_t*>(src);
-  for (size_t i = 0; i < count; ++i) d[i] = store(combine(load(d[i]), load(s[i]), op));
+void reduce_16(void* out, const void* a, const void* b, size_t count, RedOp op, Load load,
+               Store store) {
+  auto* o = static_cast<uint16_t*>(out);
+  const auto* x = static_cast<const uint16_t*>(a);
+  const auto* y = static_cast<const uint16_t*>(b);
+  for (size_t i = 0; i < count; ++i) o[i] = store(combine(load(x[i]), load(y[i]), op));
 }
 
 float load_element(const void* buffer, size_t i, DataType t) {
@@ -176,27 +183,27 @@ float bf16_to_float(uint16_t b) {
   return f;
 }
 
-void reduce_into(void* dst, const void* src, size_t count, DataType t, RedOp op) {
+void reduce(void* out, const void* a, const void* b, size_t count, DataType t, RedOp op) {
   switch (t) {
-    case DataType::f32: {
-      auto* d = static_cast<float*>(dst);
-      const auto* s = static_cast<const float*>(src);
-      for (size_t i = 0; i < count; ++i) d[i] = combine(d[i], s[i], op);
-      break;
-    }
-    case DataType::i32: {
-      auto* d = static_cast<int32_t*>(dst);
-      const auto* s = static_cast<const int32_t*>(src);
-      for (size_t i = 0; i < count; ++i) d[i] = combine_int(d[i], s[i], op);
-      break;
-    }
+    case DataType::f32:
+      return reduce_typed(static_cast<float*>(out), static_cast<const float*>(a),
+                          static_cast<const float*>(b), count, op);
+    case DataType::i32:
+      if (op == RedOp::sum || op == RedOp::prod) {  // as NCCL does: sums and products wrap
+        return reduce_typed(static_cast<uint32_t*>(out), static_cast<const uint32_t*>(a),
+                            static_cast<const uint32_t*>(b), count, op);
+      }
+      return reduce_typed(static_cast<int32_t*>(out), static_cast<const int32_t*>(a),
+                          static_cast<const int32_t*>(b), count, op);
     case DataType::f16:
-      reduce_16(dst, src, count, op, half_to_float, float_to_half);
-      break;
+      return reduce_16(out, a, b, count, op, half_to_float, float_to_half);
     case DataType::bf16:
-      reduce_16(dst, src, count, op, bf16_to_float, float_to_bf16);
-      break;
+      return reduce_16(out, a, b, count, op, bf16_to_float, float_to_bf16);
   }
+}
+
+void reduce_into(void* dst, const void* src, size_t count, DataType t, RedOp op) {
+  reduce(dst, dst, src, count, t, op);
 }
 
 float input_value(RedOp op, int rank, size_t index) {

@@ -21,6 +21,8 @@ RedOp parse_op(std::string_view name);
 // dst[i] = op(dst[i], src[i]) for `count` elements of type `t`, computed in
 // float for the 16-bit types and rounded back to nearest-even.
 void reduce_into(void* dst, const void* src, size_t count, DataType t, RedOp op);
+// out[i] = op(a[i], b[i]); `out` may be `a`.
+void reduce(void* out, const void* a, const void* b, size_t count, DataType t, RedOp op);
 
 // The 16-bit formats, for filling and checking buffers.
 uint16_t float_to_half(float f);

@@ -223,29 +223,37 @@ void Ring::exchange(const char* send, size_t send_bytes, char* recv, size_t recv
 }
 
 void Ring::allreduce(void* data, size_t count, DataType t, RedOp op) {
+  allreduce(data, data, count, t, op);
+}
+
+// Out of place costs no extra pass over memory: the reduce-scatter reads the
+// input chunk it reduces and writes the sum straight into the output.
+void Ring::allreduce(const void* send, void* recv, size_t count, DataType t, RedOp op) {
+  const size_t es = type_size(t);
+  const auto* in_bytes = static_cast<const char*>(send);
+  auto* out_bytes = static_cast<char*>(recv);
+  if (size_ == 1 && send != recv) std::memcpy(recv, send, count * es);
   if (size_ > 1) {
-    const size_t es = type_size(t);
-    auto* bytes = static_cast<char*>(data);
     const auto n = static_cast<size_t>(size_);
-    auto begin = [&](size_t c) { return c * count / n; };  // chunk c's first element
-    auto elems = [&](size_t c) { return begin(c + 1) - begin(c); };
+    auto begin = [&](size_t c) { return c * count / n * es; };  // chunk c's first byte
+    auto bytes = [&](size_t c) { return begin(c + 1) - begin(c); };
     const auto r = static_cast<size_t>(rank_);
     scratch_.resize((count / n + 1) * es);
     for (size_t s = 0; s + 1 < n; ++s) {  // reduce-scatter
-      size_t out = (r + n - s) % n, in = (r + 2 * n - s - 1) % n;
-      char* dst = bytes + begin(in) * es;
-      exchange(bytes + begin(out) * es, elems(out) * es, scratch_.data(), elems(in) * es,
-               [&](size_t off, size_t len) {
-                 reduce_into(dst + off, scratch_.data() + off, len / es, t, op);
-               });
+      const size_t out = (r + n - s) % n, in = (r + 2 * n - s - 1) % n;
+      // The first chunk sent is our own input; later ones, sums we made.
+      const char* sending = (s == 0 ? in_bytes : out_bytes) + begin(out);
+      exchange(sending, bytes(out), scratch_.data(), bytes(in), [&](size_t off, size_t len) {
+        reduce(out_bytes + begin(in) + off, in_bytes + begin(in) + off, scratch_.data() + off,
+               len / es, t, op);
+      });
     }
     for (size_t s = 0; s + 1 < n; ++s) {  // all-gather
-      size_t out = (r + 1 + n - s) % n, in = (r + n - s) % n;
-      exchange(bytes + begin(out) * es, elems(out) * es, bytes + begin(in) * es, elems(in) * es,
-               {});
+      const size_t out = (r + 1 + n - s) % n, in = (r + n - s) % n;
+      exchange(out_bytes + begin(out), bytes(out), out_bytes + begin(in), bytes(in), {});
     }
   }
-  if (corrupt_ && count > 0) static_cast<unsigned char*>(data)[0] ^= 0x40;
+  if (corrupt_ && count > 0) static_cast<unsigned char*>(recv)[0] ^= 0x40;
 }
 
 void Ring::barrier() {

@@ -43,6 +43,8 @@ class Ring {
   // In-place all-reduce: a ring reduce-scatter, then an all-gather, each
   // chunk moved in segments so that reducing one overlaps receiving the next.
   void allreduce(void* data, size_t count, DataType t, RedOp op);
+  // Out of place: `send` stays as it was; `recv` gets the result.
+  void allreduce(const void* send, void* recv, size_t count, DataType t, RedOp op);
   void barrier();
   // Test-only: every all-reduce then damages one element of its result.
   void corrupt_results(bool on) { corrupt_ = on; }
