@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "backend.hpp"
+#include "launch.hpp"
 
 namespace deepops::bench {
 namespace {
@@ -16,9 +17,7 @@ class CpuBackend final : public AllReduceBackend {
   int ranks() const override { return ring_.size(); }
   std::string name() const override { return "cpu (TCP ring)"; }
   std::string placement() const override {
-    char host[256] = {};
-    gethostname(host, sizeof(host) - 1);
-    return "rank " + std::to_string(ring_.rank()) + " on " + host + " pid " +
+    return "rank " + std::to_string(ring_.rank()) + " on " + node_name() + " pid " +
            std::to_string(getpid()) + ": host memory";
   }
 

@@ -1,5 +1,8 @@
 #include "launch.hpp"
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <stdexcept>
 
 namespace deepops::bench {
@@ -38,7 +41,7 @@ void check(const LaunchInfo& l) {
 }  // namespace
 
 int tasks_on_node(const std::string& spec, int node) {
-  int index = 0;
+  long long index = 0;  // repeats add up past int on absurd input
   size_t pos = 0;
   while (pos < spec.size()) {
     size_t comma = spec.find(',', pos);
@@ -91,6 +94,17 @@ LaunchInfo detect_launch(const EnvGet& env) {
   }
   check(l);
   return l;
+}
+
+std::string host_name() {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  return host;
+}
+
+std::string node_name() {
+  const char* slurm = std::getenv("SLURMD_NODENAME");
+  return slurm && *slurm ? slurm : host_name();
 }
 
 int gpu_for_rank(int local_rank, int visible_gpus, int gpus_per_rank) {

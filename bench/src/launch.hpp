@@ -26,6 +26,13 @@ struct LaunchInfo {
 // Throws std::invalid_argument when the variables contradict one another.
 LaunchInfo detect_launch(const EnvGet& env);
 
+// The node this process runs on, as the admin knows it: Slurm's node name
+// (SLURMD_NODENAME) under srun, else the host name. Several Slurm nodes may
+// share one host (a lab), and a node's name may differ from its host's.
+std::string node_name();
+// The machine itself, for what is physically shared (GPUs).
+std::string host_name();
+
 // SLURM_STEP_TASKS_PER_NODE ("2(x3),1") expanded, the count on node `node`.
 int tasks_on_node(const std::string& tasks_per_node, int node);
 

@@ -1,46 +1,26 @@
 // deepops-bench: the post-deployment all-reduce validator: an all-reduce
 // over NCCL (GPUs) or a TCP ring (CPU), nccl-tests' table, every result
 // checked, and a PASS/FAIL verdict. See bench/README.md.
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "allreduce_command.hpp"
 #include "backend.hpp"
-#include "datatype.hpp"
-#include "launch.hpp"
-#include "nccl_backend.hpp"
-#include "report.hpp"
-#include "ring.hpp"
-#include "sizes.hpp"
+#include "sweep_command.hpp"
 
 namespace {
 using namespace deepops::bench;
-
-struct Args {
-  std::string min_bytes = "32M", max_bytes = "32M", type = "float", op = "sum";
-  double factor = 2;
-  std::string increment = "0";
-  int iters = 20, warmup = 5, check = 1, average = 1, gpus = 1, np = 0;
-  std::string json_out, rendezvous, backend = "nccl", nccl_library;
-  double expect = 0;
-  bool corrupt = false;  // test-only (DEEPOPS_BENCH_TEST_CORRUPT): damage the checked results
-};
 
 const char* kFooter = R"(
 Runs an all-reduce over every rank of the run and prints nccl-tests' table: per
 message size, out-of-place and in-place time, algbw = bytes / time and busbw =
 algbw * 2(n-1)/n, and #wrong, the elements that differ from the exact result
 (every result is checked). Ends with PASS or FAIL: FAIL when any element is
-wrong or when the largest message's out-of-place busbw is below --expect.
+wrong or when the largest message's out-of-place busbw is below --expect, or
+below the figure of --profile scaled to the nodes and GPUs in use.
 Exit status 0 on PASS, 1 on FAIL, 2 on a usage or setup error (no GPU, no
 NCCL, a rank that cannot be reached).
 
@@ -55,166 +35,56 @@ by its launcher (srun, mpirun) and meeting rank 0 at --rendezvous HOST:PORT
 drives -g GPUs: the ones it sees when it sees exactly that many (srun
 --gpus-per-task), else its local rank's share of the node's GPUs.
 
+Outputs: -J FILE writes the results as JSON (-J -: JSON on stdout instead of
+the table); --prometheus FILE writes them for node_exporter's textfile
+collector (written whole, through a rename). Profiles (dgx-a100, dgx-h100, or
+a file path) live in /etc/deepops/bench (DEEPOPS_BENCH_PROFILES: other folders,
+colon-separated); see conf/README.md.
+
 Examples:
   deepops-bench allreduce -b 8 -e 8G -f 2 -g 8
   srun -N2 --ntasks-per-node=8 --gpus-per-task=1 --export=ALL,MASTER_ADDR=node01 \
-      deepops-bench allreduce -b 1M -e 8G -f 2 --expect 180
+      deepops-bench allreduce -b 1M -e 8G -f 2 --profile dgx-h100
   deepops-bench allreduce --backend cpu -np 4 -b 8 -e 64M -f 2)";
 
-std::string env_or(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? v : fallback;
-}
+const char* kSweepFooter = R"(
+Inside an allocation (salloc, sbatch), finds the slow node or link: an
+all-reduce over a ring of all the allocation's nodes, then one between every
+pair of nodes (each round's disjoint pairs at once), then, when some nodes are
+slow, a ring without them. Prints the per-pair and per-node bus bandwidth and
+one line per outlier:
+  SLOW NODE   even its best pair stays below --threshold times the median of
+              all nodes' best pairs (or below --expect)
+  SLOW LINK   a pair of two fast nodes below --threshold times the slower one,
+              also when run again on its own
+  FAILED      a run that gave no result, with the end of its error output
+Exit status 0 when there is no outlier, 1 when there is, 2 when the sweep
+cannot run. Each run is `srun deepops-bench allreduce` on the nodes (rank 0's
+address from Slurm's NodeAddr); --srun-arg adds options to every srun.
 
-// The mean time per iteration over the ranks (-a 1), or rank 0's, the
-// minimum or the maximum (-a 0, 2, 3): all ranks take part.
-double combine_time(Ring& ring, double us, int average) {
-  float v = static_cast<float>(us);
-  if (average == 0) v = ring.rank() == 0 ? v : 0.0f;
-  RedOp op = average == 2 ? RedOp::min : average == 3 ? RedOp::max : RedOp::sum;
-  ring.allreduce(&v, 1, DataType::f32, op);
-  if (average == 1) v /= static_cast<float>(ring.size());
-  return static_cast<double>(v);
-}
+Examples:
+  salloc -N8 deepops-bench sweep --backend nccl --tasks-per-node 8 \
+      --srun-arg=--gpus-per-task=1 --size 1G
+  salloc -N4 deepops-bench sweep --backend cpu --size 64M)";
 
-size_t total_wrong(Ring& ring, size_t wrong) {
-  int32_t w = static_cast<int32_t>(std::min<size_t>(wrong, 1u << 30));
-  ring.allreduce(&w, 1, DataType::i32, RedOp::sum);
-  return static_cast<size_t>(w);
-}
-
-// One message size, out of place then in place: checked once, then timed.
-SizeResult run_size(AllReduceBackend& backend, Ring& ring, const Args& a, size_t bytes, DataType t,
-                    RedOp op) {
-  const size_t count = bytes / type_size(t);
-  SizeResult r{bytes, count, t, op, 0, 0, 0, 0};
-  for (bool in_place : {false, true}) {
-    const size_t wrong = a.check ? backend.check(count, t, op, in_place, a.corrupt) : 0;
-    const double us = backend.time(count, t, op, in_place, a.warmup, a.iters);
-    const double agreed = combine_time(ring, us, a.average);
-    const size_t all_wrong = total_wrong(ring, wrong);
-    (in_place ? r.in_place_us : r.out_of_place_us) = agreed;
-    (in_place ? r.in_place_wrong : r.out_of_place_wrong) = all_wrong;
-  }
-  return r;
-}
-
-nlohmann::json to_json(const std::vector<SizeResult>& results, int nranks, const Verdict& v) {
-  nlohmann::json rows = nlohmann::json::array();
-  for (const auto& r : results) {
-    double oop = algbw_gbps(r.bytes, r.out_of_place_us), ip = algbw_gbps(r.bytes, r.in_place_us);
-    rows.push_back({{"size", r.bytes},
-                    {"count", r.count},
-                    {"type", type_name(r.type)},
-                    {"redop", op_name(r.op)},
-                    {"out_of_place",
-                     {{"time_us", r.out_of_place_us},
-                      {"algbw", oop},
-                      {"busbw", allreduce_busbw(oop, nranks)},
-                      {"wrong", r.out_of_place_wrong}}},
-                    {"in_place",
-                     {{"time_us", r.in_place_us},
-                      {"algbw", ip},
-                      {"busbw", allreduce_busbw(ip, nranks)},
-                      {"wrong", r.in_place_wrong}}}});
-  }
-  return {{"ranks", nranks}, {"results", rows}, {"pass", v.pass}, {"verdict", v.line}};
-}
-
-void print_prefixed(const char* prefix, const std::string& lines) {
-  size_t start = 0;
-  while (start < lines.size()) {
-    size_t end = lines.find('\n', start);
-    if (end == std::string::npos) end = lines.size();
-    std::printf("%s%.*s\n", prefix, static_cast<int>(end - start), lines.c_str() + start);
-    start = end + 1;
-  }
-}
-
-int run_rank(const Args& a, const LaunchInfo& where) {
-  const DataType t = parse_type(a.type);
-  const RedOp op = parse_op(a.op);
-  const auto sizes = message_sizes(parse_size(a.min_bytes), parse_size(a.max_bytes), a.factor,
-                                   parse_size(a.increment), type_size(t));
-  std::string rv = a.rendezvous.empty()
-                       ? env_or("MASTER_ADDR", "127.0.0.1") + ":" + env_or("MASTER_PORT", "29400")
-                       : a.rendezvous;
-  const size_t colon = rv.rfind(':');
-  if (colon == std::string::npos) throw std::invalid_argument("--rendezvous wants HOST:PORT");
-  // -np hands rank 0 the rendezvous socket it opened: no port race.
-  const int listener =
-      where.rank == 0 ? std::atoi(env_or("DEEPOPS_BENCH_LISTEN_FD", "-1").c_str()) : -1;
-  Ring ring = Ring::join(where.rank, where.size, rv.substr(0, colon),
-                         std::stoi(rv.substr(colon + 1)), std::chrono::seconds(60), listener);
-  const size_t largest = sizes.empty() ? 0 : sizes.back();
-  std::unique_ptr<AllReduceBackend> backend =
-      a.backend == "cpu" ? make_cpu_backend(ring, largest)
-                         : make_nccl_backend(ring, where, {a.gpus, largest, a.nccl_library});
-  const int nranks = backend->ranks();
-  const auto placement = gather_text(ring, backend->placement());
-  const bool leader = where.rank == 0;
-  if (leader) {
-    std::printf("# deepops-bench allreduce: %d ranks (%s), backend %s, %s %s\n", nranks,
-                where.launcher.c_str(), backend->name().c_str(), type_name(t), op_name(op));
-    for (const auto& lines : placement) print_prefixed("#   ", lines);
-    std::printf("%s", table_header().c_str());
-  }
-  std::vector<SizeResult> results;
-  for (size_t bytes : sizes) {
-    results.push_back(run_size(*backend, ring, a, bytes, t, op));
-    if (leader) {
-      std::printf("%s", table_row(results.back(), nranks).c_str());
-      std::fflush(stdout);
+// Profile folders: DEEPOPS_BENCH_PROFILES (colon-separated), then the
+// installed /etc/deepops/bench.
+std::vector<std::string> profile_dirs() {
+  std::vector<std::string> dirs;
+  if (const char* env = std::getenv("DEEPOPS_BENCH_PROFILES")) {
+    std::string list = env;
+    for (size_t start = 0; start <= list.size();) {
+      size_t end = list.find(':', start);
+      if (end == std::string::npos) end = list.size();
+      if (end > start) dirs.push_back(list.substr(start, end - start));
+      start = end + 1;
     }
   }
-  Verdict v = judge(results, nranks, a.expect);
-  if (leader) {
-    std::printf("%s%s\n", table_footer(results, nranks).c_str(), v.line.c_str());
-    if (!a.json_out.empty()) std::ofstream(a.json_out) << to_json(results, nranks, v).dump(2);
-  }
-  return v.pass ? 0 : 1;
+  dirs.emplace_back(DEEPOPS_BENCH_PROFILE_DIR);
+  return dirs;
 }
 
-// -np N: N ranks on this machine, meeting at a free loopback port.
-int run_local(const Args& a, char** argv) {
-  // A node without a GPU or NCCL says so once, not once per rank.
-  if (a.backend == "nccl") probe_nccl({a.gpus, 0, a.nccl_library});
-  auto [rendezvous, port] = listen_on(0);
-  std::vector<pid_t> children;
-  for (int r = 0; r < a.np; ++r) {
-    pid_t pid = fork();
-    if (pid < 0) throw std::runtime_error("fork failed");
-    if (pid == 0) {
-      setenv("DEEPOPS_BENCH_RANK", std::to_string(r).c_str(), 1);
-      setenv("DEEPOPS_BENCH_SIZE", std::to_string(a.np).c_str(), 1);
-      setenv("MASTER_ADDR", "127.0.0.1", 1);
-      setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
-      if (r == 0) {
-        fcntl(rendezvous.get(), F_SETFD, 0);  // kept across exec for rank 0 only
-        setenv("DEEPOPS_BENCH_LISTEN_FD", std::to_string(rendezvous.get()).c_str(), 1);
-      }
-      execv("/proc/self/exe", argv);
-      _exit(2);
-    }
-    children.push_back(pid);
-  }
-  int worst = 0;
-  for (pid_t pid : children) {
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 2;
-    worst = std::max(worst, code);
-  }
-  return worst;
-}
-
-}  // namespace
-
-int main(int argc, char** argv) {
-  CLI::App app("deepops-bench: validate a cluster's all-reduce bandwidth", "deepops-bench");
-  app.require_subcommand(1);
-  Args a;
+void add_allreduce(CLI::App& app, AllReduceArgs& a) {
   auto* ar = app.add_subcommand("allreduce", "all-reduce across the ranks, nccl-tests style");
   ar->footer(kFooter);
   ar->add_option("-b,--minbytes", a.min_bytes, "smallest message (K, M, G)")->capture_default_str();
@@ -231,7 +101,8 @@ int main(int argc, char** argv) {
   ar->add_option("-g,--ngpus", a.gpus, "GPUs per process (nccl backend)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  ar->add_option("-J,--json", a.json_out, "also write the results as JSON to this file");
+  ar->add_option("-J,--json", a.json_out, "also write the results as JSON to FILE (-: stdout)");
+  ar->add_option("--prometheus", a.prometheus_out, "write node_exporter textfile metrics to FILE");
   ar->add_option("--backend", a.backend, "nccl (GPUs) or cpu (a TCP ring between hosts)")
       ->check(CLI::IsMember({"nccl", "cpu"}))
       ->capture_default_str();
@@ -239,7 +110,45 @@ int main(int argc, char** argv) {
       ->envname("DEEPOPS_BENCH_NCCL_LIBRARY");
   ar->add_option("--np", a.np, "fork this many ranks on this machine (also -np, as mpirun)");
   ar->add_option("--rendezvous", a.rendezvous, "HOST:PORT where rank 0 listens");
-  ar->add_option("--expect", a.expect, "the busbw (GB/s) the largest message must reach");
+  auto* expect =
+      ar->add_option("--expect", a.expect, "the busbw (GB/s) the largest message must reach");
+  ar->add_option("--profile", a.profile, "judge against this profile (dgx-h100, or a file)")
+      ->excludes(expect);
+}
+
+void add_sweep(CLI::App& app, SweepArgs& s) {
+  auto* sw = app.add_subcommand("sweep", "find the slow node or link of an allocation");
+  sw->footer(kSweepFooter);
+  sw->add_option("--nodes", s.nodes, "a Slurm hostlist (default: the allocation's nodes)");
+  sw->add_option("--size", s.size, "message size of each all-reduce")->capture_default_str();
+  sw->add_option("--backend", s.backend, "nccl or cpu")
+      ->check(CLI::IsMember({"nccl", "cpu"}))
+      ->capture_default_str();
+  sw->add_option("--nccl-library", s.nccl_library, "libnccl.so.2 for the runs")
+      ->envname("DEEPOPS_BENCH_NCCL_LIBRARY");
+  sw->add_option("--tasks-per-node", s.tasks_per_node, "ranks per node")->capture_default_str();
+  sw->add_option("-g,--ngpus", s.gpus, "GPUs per rank (nccl)")->capture_default_str();
+  sw->add_option("-n,--iters", s.iters, "timed iterations per run")->capture_default_str();
+  sw->add_option("-w,--warmup_iters", s.warmup, "untimed iterations first")->capture_default_str();
+  sw->add_option("--threshold", s.threshold, "outlier below this fraction of the others")
+      ->check(CLI::Range(0.01, 1.0))
+      ->capture_default_str();
+  sw->add_option("--expect", s.expect, "also flag nodes below this busbw (GB/s)");
+  sw->add_option("--timeout", s.timeout_s, "seconds one run may take")->capture_default_str();
+  sw->add_option("--parallel", s.parallel, "runs at once (default: a whole round of pairs)");
+  sw->add_option("--srun-arg", s.srun_args, "an option for every srun (repeatable)");
+  sw->add_option("-J,--json", s.json_out, "also write the findings as JSON to FILE");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app("deepops-bench: validate a cluster's all-reduce bandwidth", "deepops-bench");
+  app.require_subcommand(1);
+  AllReduceArgs a;
+  SweepArgs s;
+  add_allreduce(app, a);
+  add_sweep(app, s);
   // mpirun's spelling: CLI11 takes one-letter short options only.
   std::vector<std::string> words(argv, argv + argc);
   for (auto& w : words) {
@@ -248,23 +157,20 @@ int main(int argc, char** argv) {
   std::vector<char*> args;
   for (auto& w : words) args.push_back(w.data());
   args.push_back(nullptr);
-  CLI11_PARSE(app, argc, args.data());
-  argv = args.data();
   try {
+    app.parse(argc, args.data());
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);  // prints help, or the error and a hint
+    return rc == 0 ? 0 : 2;      // usage errors are 2, like setup errors
+  }
+  try {
+    if (app.got_subcommand("sweep")) return run_sweep(s);
     a.corrupt = std::getenv("DEEPOPS_BENCH_TEST_CORRUPT") != nullptr;
+    a.profile_dirs = profile_dirs();
     if (a.backend == "cpu" && a.gpus != 1) {
-      std::fprintf(stderr,
-                   "deepops-bench: -g is for the nccl backend; the cpu one runs one "
-                   "rank per process\n");
-      return 2;
+      throw SetupError("-g is for the nccl backend; the cpu one runs one rank per process");
     }
-    const LaunchInfo where = detect_launch([](const std::string& k) -> std::optional<std::string> {
-      const char* v = std::getenv(k.c_str());
-      if (!v) return std::nullopt;
-      return std::string(v);
-    });
-    if (a.np > 0 && where.launcher != "local") return run_local(a, argv);
-    return run_rank(a, where);
+    return run_allreduce(a, args.data());
   } catch (const SetupError& e) {
     if (*e.what()) std::fprintf(stderr, "deepops-bench: %s\n", e.what());
     return 2;

@@ -36,12 +36,6 @@ void in_parallel(size_t count, const std::function<void(size_t, size_t)>& fn) {
   for (auto& t : threads) t.join();
 }
 
-std::string host_name() {
-  char host[256] = {};
-  gethostname(host, sizeof(host) - 1);
-  return host;
-}
-
 // One GPU this process drives: its context, stream, buffers and NCCL rank.
 struct Gpu {
   int device = 0;
@@ -149,7 +143,7 @@ std::string NcclBackend::placement() const {
   std::string lines;
   for (const auto& g : gpus_) {
     if (!lines.empty()) lines += "\n";
-    lines += "rank " + std::to_string(g.rank) + " on " + host_name() + " pid " +
+    lines += "rank " + std::to_string(g.rank) + " on " + node_name() + " pid " +
              std::to_string(getpid()) + ": " + g.description;
   }
   return lines;
@@ -299,7 +293,7 @@ std::unique_ptr<AllReduceBackend> make_nccl_backend(Ring& ring, const LaunchInfo
     }
     backend->open_gpus(first, g, ring.rank() * g, options.max_bytes);
   } catch (const std::exception& e) {
-    failure = "rank " + std::to_string(ring.rank()) + " on " + host_name() + ": " + e.what();
+    failure = "rank " + std::to_string(ring.rank()) + " on " + node_name() + ": " + e.what();
     backend.reset();
   }
   // Agree before the collective part, so that no rank waits for one that

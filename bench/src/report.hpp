@@ -38,6 +38,14 @@ struct Verdict {
   bool pass = false;
   std::string line;  // one line saying why
 };
+// The figure to judge against: from --expect (minimum = busbw, no `why`) or
+// a profile. minimum 0: correctness alone.
+struct Expectation {
+  double busbw = 0;    // what the hardware should reach, GB/s
+  double minimum = 0;  // the PASS line (a profile's accept fraction of busbw)
+  std::string why;     // how busbw was worked out
+};
+Verdict judge(const std::vector<SizeResult>& results, int nranks, const Expectation& expected);
 Verdict judge(const std::vector<SizeResult>& results, int nranks, double expect_gbps);
 
 }  // namespace deepops::bench

@@ -137,7 +137,8 @@ std::vector<PeerAddress> rendezvous(int rank, int size, const std::string& host,
   for (int i = 1; i < size; ++i) {
     Socket s =
         accept_until(listener, deadline,
-                     std::to_string(size - i) + " more ranks at port " + std::to_string(port));
+                     std::to_string(size - i) + " more ranks at port " + std::to_string(port) +
+                         " (did a rank fail to start? its message comes first)");
     int32_t hello[2];
     recv_all(s.get(), hello, sizeof(hello));
     if (hello[0] <= 0 || hello[0] >= size || table[static_cast<size_t>(hello[0])].port != 0) {

@@ -72,7 +72,7 @@ rc=0
 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 120 mpirun --oversubscribe -np 3 \
   -x MASTER_ADDR=127.0.0.1 -x MASTER_PORT="$port" \
   "$BENCH" allreduce --backend cpu -b 8 -e 1M -f 8 -n 2 -w 1 >"$work/out" 2>&1 || rc=$?
-if [[ $rc == 0 ]] && all_right "$work/out" 6 && grep -q "3 ranks (mpirun)" "$work/out"; then
+if [[ $rc == 0 ]] && all_right "$work/out" 6 && grep -q "3 ranks on 1 node(s) (mpirun)" "$work/out"; then
   pass "mpirun -np 3: 6 sizes, 0 wrong, PASS"
 else fail "mpirun (exit $rc): $(head -c 800 "$work/out")"; fi
 
@@ -83,9 +83,18 @@ port=$((20000 + RANDOM % 12000)) # below the ephemeral range (32768-)
 out=$("$LAB" run --name "${DEEPOPS_TEST_LAB:-main}" -- env MASTER_ADDR=127.0.0.1 MASTER_PORT="$port" \
   timeout 300 srun -N2 -n4 "$BENCH" allreduce --backend cpu -b 8 -e 64M -f 2 -n 2 -w 1 2>&1 || true)
 echo "$out" >"$work/srun"
-if all_right "$work/srun" 24 && grep -q "4 ranks (srun)" "$work/srun"; then
+if all_right "$work/srun" 24 && grep -q "4 ranks on 2 node(s) (srun)" "$work/srun"; then
   pass "srun -N2 -n4 allreduce -b 8 -e 64M -f 2: 24 sizes, 0 wrong, PASS"
 else fail "srun -N2 -n4: $(head -c 800 "$work/srun")"; fi
+
+# srun with no MASTER_ADDR: rank 0 is the step's first node; its name does not
+# resolve in the lab, so the ranks take Slurm's NodeAddr for it.
+out=$("$LAB" run --name "${DEEPOPS_TEST_LAB:-main}" -- \
+  timeout 300 srun -N2 -n2 "$BENCH" allreduce --backend cpu -b 1M -e 4M -f 2 -n 2 -w 1 2>&1 || true)
+echo "$out" >"$work/srun-auto"
+if all_right "$work/srun-auto" 3 && grep -q "2 ranks on 2 node(s) (srun)" "$work/srun-auto"; then
+  pass "srun -N2 -n2 without MASTER_ADDR: rank 0 found from the step's node list, 0 wrong, PASS"
+else fail "srun without MASTER_ADDR: $(head -c 800 "$work/srun-auto")"; fi
 
 echo "bench_cpu_test: $failures failure(s)"
 exit $((failures > 0))

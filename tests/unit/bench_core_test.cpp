@@ -11,6 +11,7 @@
 
 #include "datatype.hpp"
 #include "launch.hpp"
+#include "rendezvous.hpp"
 #include "report.hpp"
 #include "sizes.hpp"
 
@@ -228,6 +229,41 @@ TEST(Launch, GpuForBothBindingStyles) {
   EXPECT_EQ(gpu_for_rank(3, 2, 2), 0);  // -g 2, --gpus-per-task=2
   EXPECT_EQ(gpu_for_rank(3, 8, 2), 6);  // -g 2, all 8 visible: devices 6 and 7
   EXPECT_EQ(gpu_for_rank(4, 8, 2), -1);
+}
+
+TEST(Launch, RendezvousFromMasterAddrSrunOrLoopback) {
+  auto env_of = [](std::map<std::string, std::string> m) {
+    return [m](const std::string& k) -> std::optional<std::string> {
+      auto it = m.find(k);
+      if (it == m.end()) return std::nullopt;
+      return it->second;
+    };
+  };
+  auto first = [](const std::string& list) { return list.substr(0, list.find('[')) + "1"; };
+  LaunchInfo srun;
+  srun.launcher = "srun";
+  EXPECT_EQ(default_rendezvous(srun, env_of({{"MASTER_ADDR", "node7"}}), first), "node7:29400");
+  EXPECT_EQ(default_rendezvous(srun, env_of({{"MASTER_ADDR", "a"}, {"MASTER_PORT", "5"}}), first),
+            "a:5");
+  // Under srun: the step's first node, a port from the job and step.
+  const std::string a = default_rendezvous(
+      srun,
+      env_of(
+          {{"SLURM_STEP_NODELIST", "gpu[1-4]"}, {"SLURM_JOB_ID", "100"}, {"SLURM_STEP_ID", "0"}}),
+      first);
+  const std::string b = default_rendezvous(
+      srun,
+      env_of(
+          {{"SLURM_STEP_NODELIST", "gpu[1-4]"}, {"SLURM_JOB_ID", "100"}, {"SLURM_STEP_ID", "1"}}),
+      first);
+  EXPECT_EQ(a.rfind("gpu1:", 0), 0u) << a;
+  EXPECT_NE(a, b);  // two steps of one job on one node do not share a port
+  EXPECT_EQ(default_rendezvous(LaunchInfo{}, env_of({}), first), "127.0.0.1:29400");
+}
+
+TEST(Launch, FirstHostOfASlurmHostlist) {
+  EXPECT_EQ(slurm_first_host("n[3-5,9],gpu1"), "n3");
+  EXPECT_EQ(slurm_first_host("login"), "login");
 }
 
 }  // namespace
