@@ -46,6 +46,7 @@ struct PluginState {
   PlugstackConfig config;
   StepInfo step;
   std::optional<KeeperReport> report;
+  uint32_t tasks_exited = 0;  // on this node, for the step's last-task work
 };
 PluginState g;
 
@@ -256,6 +257,23 @@ DEEPOPS_EXPORT int slurm_spank_task_init(spank_t sp, int, char**) {
     task_error(task, e.describe());
     return -1;
   }
+  return 0;
+}
+
+// With --container-save, the container is stopped and saved when the node's
+// last task ends, not in `exit`: slurmstepd tells srun that a task ended only
+// after task_exit returns, so the saved image exists when srun returns and
+// the script's next step can start from it. Without it, `exit` stops the
+// keeper, and srun does not wait for that.
+DEEPOPS_EXPORT int slurm_spank_task_exit(spank_t sp, int, char**) {
+  if (!spank_remote(sp) || !g.report || g.report->save_to.empty()) return 0;
+  uint32_t local_tasks = 0;
+  if (spank_get_item(sp, S_JOB_LOCAL_TASK_COUNT, &local_tasks) != ESPANK_SUCCESS) return 0;
+  if (++g.tasks_exited < local_tasks) return 0;
+  for (const auto& line : stop_step_container(*g.report, g.step)) {
+    slurm_info("deepops: %s", line.c_str());
+  }
+  g.report.reset();
   return 0;
 }
 

@@ -144,6 +144,7 @@ void add_sweep(CLI::App& app, SweepArgs& s) {
 
 int main(int argc, char** argv) {
   CLI::App app("deepops-bench: validate a cluster's all-reduce bandwidth", "deepops-bench");
+  app.set_version_flag("--version", "deepops-bench " DEEPOPS_VERSION);
   app.require_subcommand(1);
   AllReduceArgs a;
   SweepArgs s;

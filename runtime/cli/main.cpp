@@ -287,7 +287,7 @@ int main(int argc, char** argv) {
       "deepops-ctr");
   app.require_subcommand(1);
   app.fallthrough();  // --cache may come before or after the command
-  app.set_version_flag("--version", "deepops-ctr 0.1.0");
+  app.set_version_flag("--version", "deepops-ctr " DEEPOPS_VERSION);
   std::string cache = cache_flag_default();
   app.add_option("--cache", cache, "image cache folder (env DEEPOPS_CACHE_PATH)")
       ->capture_default_str();

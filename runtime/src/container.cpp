@@ -162,7 +162,9 @@ void mount_dev(RootfsMounter& m, const ContainerSpec& spec) {
                               {"stdin", "/proc/self/fd/0"},
                               {"stdout", "/proc/self/fd/1"},
                               {"stderr", "/proc/self/fd/2"}}) {
-    symlinkat(target, dev.get(), name);
+    if (symlinkat(target, dev.get(), name) != 0) {
+      throw sys_error(std::string("cannot create /dev/") + name + " in the container", errno);
+    }
   }
 }
 
