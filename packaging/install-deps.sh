@@ -21,9 +21,10 @@ IMAGES=(busybox-static debootstrap python3 zstd pigz umoci)
 LAB=(iproute2 iputils-ping procps psmisc util-linux kmod)
 BENCH=(hyperfine time bc)
 LINT=(shellcheck)
+PACKAGE=(dpkg-dev lintian rpm rpmlint ansible-core) # deb/rpm builds, their checkers, the playbook
 
 ALL=("${BUILD[@]}" "${SLURM[@]}" "${MPI[@]}" "${MOUNTS[@]}" "${REGISTRY[@]}"
-  "${IMAGES[@]}" "${LAB[@]}" "${BENCH[@]}" "${LINT[@]}")
+  "${IMAGES[@]}" "${LAB[@]}" "${BENCH[@]}" "${LINT[@]}" "${PACKAGE[@]}")
 
 missing_packages() {
   # dpkg-query prints nothing useful for unknown names, so compare status text.
