@@ -21,7 +21,7 @@ IMAGES=(busybox-static debootstrap python3 zstd pigz umoci)
 LAB=(iproute2 iputils-ping procps psmisc util-linux kmod)
 BENCH=(hyperfine time bc)
 LINT=(shellcheck)
-PACKAGE=(dpkg-dev lintian rpm rpmlint ansible-core) # deb/rpm builds, their checkers, the playbook
+PACKAGE=(dpkg-dev lintian rpm rpmlint ansible-core man-db) # deb/rpm builds, their checkers, the playbook, man
 
 ALL=("${BUILD[@]}" "${SLURM[@]}" "${MPI[@]}" "${MOUNTS[@]}" "${REGISTRY[@]}"
   "${IMAGES[@]}" "${LAB[@]}" "${BENCH[@]}" "${LINT[@]}" "${PACKAGE[@]}")

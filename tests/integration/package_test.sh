@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The packages: CPack's deb and rpm of this build pass lintian and rpmlint, the
+# rpm lists what it must, and the deb, installed with apt on this machine,
+# works from the installed files alone: the lab's Slurm reads the package's
+# plugstack.conf.d drop-in (srun --container-image), the installed deepops-ctr
+# imports and starts an image, and the installed deepops-bench finds its
+# profiles in /etc. Removing the package leaves Slurm working; purging it
+# leaves nothing. Root (apt); lab main.
+#
+# Usage: package_test.sh BUILD_DIR
+set -euo pipefail
+BUILD=$(readlink -f "$1")
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/../.." && pwd)
+LAB=$SRC/tests/lab/lab
+NAME=${DEEPOPS_TEST_LAB:-main}
+PKG=deepops-containers
+work=$(mktemp -d)
+chmod 755 "$work"
+failures=0
+pass() { echo "PASS $*"; }
+fail() {
+  echo "FAIL $*"
+  failures=$((failures + 1))
+}
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+  "$LAB" plugin --name "$NAME" >/dev/null 2>&1 || true
+  if dpkg-query -W "$PKG" >/dev/null 2>&1; then apt-get purge -y -qq "$PKG" >/dev/null 2>&1 || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+as_user() { "$LAB" run --name "$NAME" -- "$@"; }
+
+# ---- build both packages from this build
+(cd "$work" && cpack --config "$BUILD/CPackConfig.cmake" -G "DEB;RPM" >cpack.log 2>&1) ||
+  { cat "$work/cpack.log"; exit 1; }
+deb=$(ls "$work"/"$PKG"_*.deb)
+rpm=$(ls "$work"/"$PKG"-*.rpm)
+
+lint=$(lintian --pedantic "$deb" 2>&1 | grep -v '^running with root' || true)
+if [[ -z $lint ]]; then pass "lintian --pedantic: no error, no warning (the one override says why)"
+else fail "lintian: $lint"; fi
+if rpmlint -c "$SRC/packaging/rpmlint.toml" "$rpm" 2>&1 | grep -q " 0 errors, 0 warnings"; then
+  pass "rpmlint: no error, no warning (each filter in packaging/rpmlint.toml says why)"
+else fail "rpmlint: $(rpmlint -c "$SRC/packaging/rpmlint.toml" "$rpm" 2>&1 | tail -15)"; fi
+
+plugin_dir=$(sed -n 's/^DEEPOPS_SLURM_PLUGIN_DIR:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+expected=(/usr/bin/deepops-ctr /usr/bin/deepops-bench /usr/libexec/deepops/deepops-ctr-import
+  "$plugin_dir/spank_deepops.so" /etc/slurm/plugstack.conf.d/deepops.conf /etc/deepops/deepops.conf
+  /etc/deepops/bench/dgx-h100.conf /usr/lib/tmpfiles.d/deepops.conf
+  /usr/share/man/man1/deepops-ctr.1.gz /usr/share/man/man1/deepops-bench.1.gz
+  /usr/share/man/man8/spank_deepops.8.gz /usr/share/doc/deepops-containers/copyright)
+listed=$(rpm -qlp "$rpm" 2>/dev/null)
+missing=()
+for f in "${expected[@]}"; do grep -qx "$f" <<<"$listed" || missing+=("$f"); done
+config=$(rpm -qcp "$rpm" 2>/dev/null)
+if [[ ${#missing[@]} == 0 ]] && grep -qx /etc/deepops/deepops.conf <<<"$config" &&
+  ! grep -q spank_deepops.so <<<"$config"; then
+  pass "rpm -qlp lists the ${#expected[@]} expected files; /etc files are config, the plugin is not"
+else fail "rpm: missing ${missing[*]:-nothing}; config files: $config"; fi
+
+# ---- install the deb with apt
+if apt-get install -y -qq --no-install-recommends "$deb" >"$work/apt.log" 2>&1 &&
+  dpkg-query -W -f='${Status}' "$PKG" | grep -q "install ok installed"; then
+  pass "apt-get install ./$(basename "$deb")"
+else fail "apt install: $(tail -20 "$work/apt.log")"; fi
+if [[ -d /run/deepops ]] && [[ $(/usr/bin/deepops-ctr --version) == "deepops-ctr $(dpkg-query -W -f='${Version}' "$PKG" | cut -d- -f1)" ]] &&
+  man -w deepops-bench >/dev/null 2>&1 && man -w 8 spank_deepops >/dev/null 2>&1; then
+  pass "installed: /run/deepops made, deepops-ctr --version is the package's, man pages found by man"
+else fail "installed files: $(ls -ld /run/deepops 2>&1; /usr/bin/deepops-ctr --version 2>&1)"; fi
+
+# ---- the lab's Slurm through the package's drop-in and /etc/deepops
+"$LAB" plugin --name "$NAME" -- system >/dev/null
+# shellcheck disable=SC1090
+source "/var/lib/deepops-lab/$NAME/env"
+IMG=$DEEPOPS_LAB_REGISTRY/deepops/tiny
+# shellcheck disable=SC2016 # expanded in the container
+out=$(as_user srun -N2 --container-image="$IMG" sh -c 'echo inside $(id -u)' 2>&1 || true)
+if [[ $(grep -c "^inside [0-9]*$" <<<"$out") == 2 ]]; then
+  pass "srun -N2 --container-image with the installed plugin (plugstack.conf.d drop-in, /etc/deepops)"
+else fail "srun --container-image (installed): $out"; fi
+
+cache=/tmp/pkgtest-cache-$$
+# shellcheck disable=SC2016 # $1 is the inner shell's
+out=$(as_user env DEEPOPS_ALLOW_HTTP="${DEEPOPS_LAB_REGISTRY}" DEEPOPS_CACHE_PATH=$cache \
+  sh -c '/usr/bin/deepops-ctr import -q "$1" >/dev/null && /usr/bin/deepops-ctr start "$1" sh -c "echo started"' \
+  _ "$IMG" 2>&1 || true)
+as_user rm -rf "$cache"
+if grep -q "^started$" <<<"$out"; then
+  pass "installed deepops-ctr: import (through /usr/libexec/deepops/deepops-ctr-import), then start"
+else fail "deepops-ctr start (installed): $out"; fi
+
+rc=0
+out=$(as_user /usr/bin/deepops-bench allreduce --backend cpu -np 2 -b 1M -e 1M --profile dgx-h100 2>&1) || rc=$?
+if [[ $rc == 1 ]] && grep -q "expected (dgx-h100: 370 GB/s within a node)" <<<"$out"; then
+  pass "installed deepops-bench: profile dgx-h100 read from /etc/deepops/bench (a CPU misses it: FAIL, exit 1)"
+else fail "deepops-bench (installed, exit $rc): $out"; fi
+
+# ---- remove: Slurm keeps working (the drop-in stays, as a conffile, and is optional)
+apt-get remove -y -qq "$PKG" >"$work/remove.log" 2>&1 || fail "apt-get remove: $(tail "$work/remove.log")"
+rc=0
+out=$(as_user srun -N2 hostname 2>&1) || rc=$?
+if [[ $rc == 0 ]] && [[ $(grep -cv "^srun:" <<<"$out") == 2 ]] && [[ ! -e $plugin_dir/spank_deepops.so ]]; then
+  pass "after apt-get remove: srun -N2 hostname still works (the drop-in is optional)"
+else fail "after remove: $out"; fi
+"$LAB" plugin --name "$NAME" >/dev/null
+apt-get purge -y -qq "$PKG" >/dev/null 2>&1
+if [[ ! -e /etc/slurm/plugstack.conf.d/deepops.conf && ! -e /etc/deepops ]]; then
+  pass "after apt-get purge: no /etc/deepops, no drop-in"
+else fail "after purge: $(ls -la /etc/deepops /etc/slurm/plugstack.conf.d 2>&1)"; fi
+
+echo "package_test: $failures failure(s)"
+exit $((failures > 0))
