@@ -188,6 +188,7 @@ StepImage import_in_child(const RegistryImage& ref, const Settings& settings, in
   std::string value = run_in_child(std::nullopt, [&] {
     ImportOptions o;
     o.cache = settings.cache_path;
+    o.system_caches = settings.system_caches;
     o.registry.allow_http = settings.allow_http;
     o.registry.http.ca_file = settings.ca_file;
     o.mirrors = MirrorConfig::load(MirrorConfig::default_path());
@@ -220,6 +221,10 @@ std::optional<StepImage> cached_fallback(const RegistryImage& ref, const Setting
                                          const Error& why) {
   if (why.code() != Errc::network) return std::nullopt;
   auto hits = ImageCache(settings.cache_path).lookup(ref.canonical());
+  for (const auto& dir : settings.system_caches) {
+    if (!hits.empty()) break;
+    hits = ImageCache(dir, true).lookup(ref.canonical());
+  }
   if (hits.size() != 1) return std::nullopt;
   return StepImage{hits[0].squashfs, hits[0].config, ref.canonical(),
                    "the registry cannot be reached (" + std::string(why.what()) +

@@ -17,6 +17,7 @@
 #include "deepops/error.hpp"
 #include "deepops/image_cache.hpp"
 #include "deepops/importer.hpp"
+#include "deepops/settings.hpp"
 #include "deepops/system_check.hpp"
 #include "progress.hpp"
 #include "start_command.hpp"
@@ -111,6 +112,7 @@ int run_import(const ImportArgs& a, const std::string& cache, char**) {
   ImportOptions o;
   o.cache = cache;
   for (const auto& s : a.system_caches) o.system_caches.emplace_back(s);
+  if (a.system_caches.empty()) o.system_caches = Settings::load(process_env_lookup()).system_caches;
   o.registry.http.ca_file = a.ca_file;
   o.registry.allow_http = a.allow_http;
   if (!a.arch.empty()) o.platform = parse_platform(a.arch);

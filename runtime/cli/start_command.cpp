@@ -50,7 +50,8 @@ struct ResolvedImage {
   std::string name;
 };
 
-ResolvedImage resolve_image(const std::string& image, const std::string& cache) {
+ResolvedImage resolve_image(const std::string& image, const std::string& cache,
+                            const std::vector<std::filesystem::path>& system_caches) {
   bool looks_like_path = image.starts_with("/") || image.starts_with("./") ||
                          image.starts_with("../") || image.ends_with(".sqsh");
   if (looks_like_path) {
@@ -66,16 +67,20 @@ ResolvedImage resolve_image(const std::string& image, const std::string& cache) 
   } catch (const Error&) {
     // not a reference: a digest prefix, maybe
   }
-  ImageCache c(cache);
-  for (const auto& name : names) {
-    auto hits = c.lookup(name);
-    if (hits.size() > 1) {
-      throw Error(Errc::invalid_argument, "'" + image + "' matches several images",
-                  "give more of the digest (deepops-ctr list)");
-    }
-    if (hits.size() == 1) {
-      c.touch(hits[0].manifest_digest);
-      return {hits[0].squashfs, hits[0].config, image};
+  // The user's cache first, then the admin's read-only ones.
+  std::vector<ImageCache> caches = {ImageCache(cache)};
+  for (const auto& dir : system_caches) caches.emplace_back(dir, true);
+  for (auto& c : caches) {
+    for (const auto& name : names) {
+      auto hits = c.lookup(name);
+      if (hits.size() > 1) {
+        throw Error(Errc::invalid_argument, "'" + image + "' matches several images",
+                    "give more of the digest (deepops-ctr list)");
+      }
+      if (hits.size() == 1) {
+        if (!hits[0].read_only) c.touch(hits[0].manifest_digest);
+        return {hits[0].squashfs, hits[0].config, image};
+      }
     }
   }
   throw Error(Errc::not_found, "image '" + image + "' is not in the cache " + cache,
@@ -144,7 +149,7 @@ int run_start(const StartArgs& a, const std::vector<std::string>& rest, const st
     named = ContainerStore(settings.data_path).find(words[0]);
   ResolvedImage image =
       named ? ResolvedImage{named->squashfs, named->config, "container '" + named->name + "'"}
-            : resolve_image(words[0], cache);
+            : resolve_image(words[0], cache, settings.system_caches);
 
   ContainerSpec spec;
   spec.squashfs = image.squashfs;
@@ -252,7 +257,7 @@ CLI::App* add_export_command(CLI::App& app, ContainerArgs& a) {
 
 int run_create(const ContainerArgs& a, const std::string& cache) {
   Settings settings = Settings::load(process_env_lookup());
-  ResolvedImage image = resolve_image(a.create_image, cache);
+  ResolvedImage image = resolve_image(a.create_image, cache, settings.system_caches);
   std::string name = a.create_name.empty() ? default_container_name(a.create_image) : a.create_name;
   auto c =
       ContainerStore(settings.data_path).create(name, image.squashfs, a.create_image, image.config);

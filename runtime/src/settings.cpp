@@ -18,7 +18,7 @@ const std::vector<std::string>& known_keys() {
       "RUNTIME_PATH",        "CACHE_PATH", "DATA_PATH",       "CONFIG_PATH",
       "MOUNT_HOME",          "REMAP_ROOT", "ROOTFS_WRITABLE", "RESTRICT_DEV",
       "DRIVER_LIBRARY_DIRS", "HOST_ROOT",  "OVERLAY",         "SLURM_TMPFS",
-      "ALLOW_HTTP",          "CA_FILE"};
+      "ALLOW_HTTP",          "CA_FILE",    "SYSTEM_CACHE"};
   return keys;
 }
 
@@ -28,7 +28,8 @@ bool is_enroot_alias(const std::string& key) {
   const auto& keys = known_keys();
   if (std::find(keys.begin(), keys.end(), key) == keys.end()) return false;
   return key != "CACHE_PATH" && key != "DATA_PATH" && key != "DRIVER_LIBRARY_DIRS" &&
-         key != "HOST_ROOT" && key != "OVERLAY" && key != "SLURM_TMPFS" && key != "CA_FILE";
+         key != "HOST_ROOT" && key != "OVERLAY" && key != "SLURM_TMPFS" && key != "CA_FILE" &&
+         key != "SYSTEM_CACHE";
 }
 
 std::string read_text(const fs::path& p) {
@@ -152,6 +153,13 @@ void Settings::set(const std::string& key, const std::string& value, const std::
     }
   } else if (key == "CA_FILE") {
     ca_file = value;
+  } else if (key == "SYSTEM_CACHE") {
+    system_caches.clear();
+    std::stringstream ss(value);
+    std::string dir;
+    while (std::getline(ss, dir, ':')) {
+      if (!dir.empty()) system_caches.emplace_back(dir);
+    }
   } else if (key == "HOST_ROOT") {
     host_root = value.empty() ? "/" : value;
   } else {

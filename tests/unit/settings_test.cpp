@@ -153,6 +153,15 @@ TEST_F(SettingsTest, ConfDFilesOverrideDeepopsConfInNameOrder) {
   EXPECT_EQ(s.origin["MOUNT_HOME"], (sysconf / "conf.d/10-base.conf").string() + ":2");
 }
 
+TEST_F(SettingsTest, SystemCachesAreAColonListAndNoEnrootAlias) {
+  write(sysconf / "conf.d/50-ansible.conf", "SYSTEM_CACHE /var/lib/deepops/a::/srv/b\n");
+  vars["ENROOT_SYSTEM_CACHE"] = "/enroot/means/nothing/here";
+  Settings s = load();
+  EXPECT_EQ(s.system_caches, (std::vector<fs::path>{"/var/lib/deepops/a", "/srv/b"}));
+  vars["DEEPOPS_SYSTEM_CACHE"] = "/from/env";
+  EXPECT_EQ(load().system_caches, std::vector<fs::path>{"/from/env"});
+}
+
 TEST_F(SettingsTest, ConfDWithoutDeepopsConf) {
   write(sysconf / "conf.d/a.conf", "REMAP_ROOT 1\n");
   EXPECT_TRUE(load().remap_root);

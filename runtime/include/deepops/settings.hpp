@@ -40,6 +40,9 @@ struct Settings {
   // plain HTTP ("*": any), and a CA bundle trusted besides the system's.
   std::vector<std::string> allow_http;
   std::string ca_file;
+  // Read-only image caches an admin filled (SYSTEM_CACHE, colon-separated),
+  // looked in before the user's own: pre-staged images are never fetched.
+  std::vector<std::filesystem::path> system_caches;
 
   // Where each key's value came from ("default", "/etc/deepops/deepops.conf:3",
   // "environment (ENROOT_REMAP_ROOT)"), for `deepops-ctr config`.
