@@ -92,6 +92,16 @@ void load_file(Settings& s, const fs::path& file, const EnvLookup& env) {
 
 fs::path home_dir(const EnvLookup& env) { return env("HOME").value_or("/"); }
 
+// "a::b" -> {"a", "b"}: lists of folders or hosts, empty items dropped.
+std::vector<std::string> split_list(const std::string& value, char separator) {
+  std::vector<std::string> items;
+  std::stringstream ss(value);
+  for (std::string item; std::getline(ss, item, separator);) {
+    if (!item.empty()) items.push_back(item);
+  }
+  return items;
+}
+
 }  // namespace
 
 bool parse_bool(const std::string& value, const std::string& what) {
@@ -122,12 +132,7 @@ void Settings::set(const std::string& key, const std::string& value, const std::
   } else if (key == "RESTRICT_DEV") {
     restrict_dev = parse_bool(value, what);
   } else if (key == "DRIVER_LIBRARY_DIRS") {
-    driver_library_dirs.clear();
-    std::stringstream ss(value);
-    std::string dir;
-    while (std::getline(ss, dir, ':')) {
-      if (!dir.empty()) driver_library_dirs.push_back(dir);
-    }
+    driver_library_dirs = split_list(value, ':');
   } else if (key == "OVERLAY") {
     try {
       overlay = parse_overlay_kind(value);
@@ -145,21 +150,13 @@ void Settings::set(const std::string& key, const std::string& value, const std::
     if (v == "1" || v == "yes" || v == "y" || v == "true" || v == "on") {
       allow_http.push_back("*");
     } else if (!(v.empty() || v == "0" || v == "no" || v == "n" || v == "false" || v == "off")) {
-      std::stringstream ss(value);
-      std::string host;
-      while (std::getline(ss, host, ',')) {
-        if (!host.empty()) allow_http.push_back(host);
-      }
+      allow_http = split_list(value, ',');
     }
   } else if (key == "CA_FILE") {
     ca_file = value;
   } else if (key == "SYSTEM_CACHE") {
     system_caches.clear();
-    std::stringstream ss(value);
-    std::string dir;
-    while (std::getline(ss, dir, ':')) {
-      if (!dir.empty()) system_caches.emplace_back(dir);
-    }
+    for (const auto& dir : split_list(value, ':')) system_caches.emplace_back(dir);
   } else if (key == "HOST_ROOT") {
     host_root = value.empty() ? "/" : value;
   } else {

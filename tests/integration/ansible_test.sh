@@ -13,8 +13,9 @@ BUILD=$(readlink -f "$1")
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 LAB=$SRC/tests/lab/lab
+# shellcheck source=tests/support/package_fixture.sh
+source "$SRC/tests/support/package_fixture.sh"
 NAME=${DEEPOPS_TEST_LAB:-main}
-PKG=deepops-containers
 CACHE=/var/lib/deepops-ansible-test/system-cache
 work=$(mktemp -d)
 chmod 755 "$work"
@@ -26,10 +27,7 @@ fail() {
 }
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
-  "$LAB" plugin --name "$NAME" >/dev/null 2>&1 || true
-  rm -f /etc/deepops/conf.d/50-ansible.conf # the role's, not the package's
-  if dpkg-query -W "$PKG" >/dev/null 2>&1; then apt-get purge -y -qq "$PKG" >/dev/null 2>&1 || true; fi
-  rmdir /etc/deepops/conf.d /etc/deepops 2>/dev/null || true
+  remove_everything "$LAB" "$NAME"
   rm -rf "$work" "$(dirname "$CACHE")"
 }
 trap cleanup EXIT
@@ -37,8 +35,7 @@ trap cleanup EXIT
 source "/var/lib/deepops-lab/$NAME/env"
 IMG=$DEEPOPS_LAB_REGISTRY/deepops/tiny
 
-(cd "$work" && cpack --config "$BUILD/CPackConfig.cmake" -G DEB >cpack.log 2>&1) ||
-  { cat "$work/cpack.log"; exit 1; }
+make_packages "$BUILD" "$work" DEB
 deb=$(ls "$work"/"$PKG"_*.deb)
 
 # play EXTRA_JSON: the playbook against localhost (as root: no become), the

@@ -13,8 +13,9 @@ BUILD=$(readlink -f "$1")
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 LAB=$SRC/tests/lab/lab
+# shellcheck source=tests/support/package_fixture.sh
+source "$SRC/tests/support/package_fixture.sh"
 NAME=${DEEPOPS_TEST_LAB:-main}
-PKG=deepops-containers
 work=$(mktemp -d)
 chmod 755 "$work"
 failures=0
@@ -25,16 +26,14 @@ fail() {
 }
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
-  "$LAB" plugin --name "$NAME" >/dev/null 2>&1 || true
-  if dpkg-query -W "$PKG" >/dev/null 2>&1; then apt-get purge -y -qq "$PKG" >/dev/null 2>&1 || true; fi
+  remove_everything "$LAB" "$NAME"
   rm -rf "$work"
 }
 trap cleanup EXIT
 as_user() { "$LAB" run --name "$NAME" -- "$@"; }
 
 # ---- build both packages from this build
-(cd "$work" && cpack --config "$BUILD/CPackConfig.cmake" -G "DEB;RPM" >cpack.log 2>&1) ||
-  { cat "$work/cpack.log"; exit 1; }
+make_packages "$BUILD" "$work" "DEB;RPM"
 deb=$(ls "$work"/"$PKG"_*.deb)
 rpm=$(ls "$work"/"$PKG"-*.rpm)
 
