@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -45,7 +46,9 @@ double combine_time(Ring& ring, double us, int average) {
 }
 
 size_t total_wrong(Ring& ring, size_t wrong) {
-  int32_t w = static_cast<int32_t>(std::min<size_t>(wrong, 1u << 30));
+  // Capped so that the int32 sum over every rank cannot overflow.
+  const size_t cap = (size_t{1} << 30) / static_cast<size_t>(ring.size());
+  int32_t w = static_cast<int32_t>(std::min(wrong, cap));
   ring.allreduce(&w, 1, DataType::i32, RedOp::sum);
   return static_cast<size_t>(w);
 }
@@ -139,6 +142,18 @@ std::optional<std::string> env(const std::string& k) {
   return std::string(v);
 }
 
+// The same on every rank of one run, different for another run that could
+// reach the same rendezvous port: its launcher's job and step, or the -np
+// parent's pid.
+uint64_t run_token(const LaunchInfo& where) {
+  std::string id = where.launcher + "/" + std::to_string(where.size);
+  for (const char* v : {"SLURM_JOB_ID", "SLURM_STEP_ID", "OMPI_MCA_ess_base_jobid", "PMI_JOBID",
+                        "DEEPOPS_BENCH_PARENT"}) {
+    id += "/" + env_or(v, "");
+  }
+  return std::hash<std::string>{}(id);
+}
+
 int run_rank(const AllReduceArgs& a, const LaunchInfo& where) {
   const DataType t = parse_type(a.type);
   const RedOp op = parse_op(a.op);
@@ -155,7 +170,7 @@ int run_rank(const AllReduceArgs& a, const LaunchInfo& where) {
   const int listener =
       where.rank == 0 ? std::atoi(env_or("DEEPOPS_BENCH_LISTEN_FD", "-1").c_str()) : -1;
   Ring ring = Ring::join(where.rank, where.size, rank0_host, std::stoi(rv.substr(colon + 1)),
-                         std::chrono::seconds(60), listener);
+                         std::chrono::seconds(60), listener, run_token(where));
   const size_t largest = sizes.empty() ? 0 : sizes.back();
   std::unique_ptr<AllReduceBackend> backend =
       a.backend == "cpu" ? make_cpu_backend(ring, largest)
@@ -216,6 +231,7 @@ int run_local(const AllReduceArgs& a, char** argv) {
       setenv("DEEPOPS_BENCH_SIZE", std::to_string(a.np).c_str(), 1);
       setenv("MASTER_ADDR", "127.0.0.1", 1);
       setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      setenv("DEEPOPS_BENCH_PARENT", std::to_string(getppid()).c_str(), 1);
       if (r == 0) {
         fcntl(rendezvous.get(), F_SETFD, 0);  // kept across exec for rank 0 only
         setenv("DEEPOPS_BENCH_LISTEN_FD", std::to_string(rendezvous.get()).c_str(), 1);
@@ -225,6 +241,9 @@ int run_local(const AllReduceArgs& a, char** argv) {
     }
     children.push_back(pid);
   }
+  // Rank 0 has its own copy: a parent holding one would keep the port open
+  // (late ranks queued forever) after rank 0 died.
+  rendezvous = Socket();
   int worst = 0;
   for (pid_t pid : children) {
     int status = 0;

@@ -18,8 +18,9 @@ namespace deepops::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-// An all-reduce of any size finishes in well under this on working hardware;
-// past it a peer is gone or the fabric hangs, and waiting longer helps nobody.
+// One all-reduce of any size finishes in well under this on working hardware;
+// past it a peer is gone or the fabric hangs. A wait for N queued all-reduces
+// allows N times as long.
 constexpr auto kNoProgress = std::chrono::seconds(120);
 
 // Runs fn(first, n) over [0, count) in pieces on every core: filling and
@@ -73,7 +74,7 @@ class NcclBackend final : public AllReduceBackend {
  private:
   void use(const Gpu& g) const { cuda_.check(cuda_.cuCtxSetCurrent(g.context), "cuCtxSetCurrent"); }
   void enqueue(size_t count, DataType t, RedOp op, bool in_place);
-  void synchronize();
+  void synchronize(int queued = 1);
 
   const CudaDriver& cuda_;
   const nccl::Library& nccl_;
@@ -84,7 +85,19 @@ class NcclBackend final : public AllReduceBackend {
   bool broken_ = false;     // an NCCL error: abort the communicators, never wait on them
 };
 
+// One process finalizing several communicators must do it in one group, or
+// the first waits for the others (ncclCommFinalize is a collective among the
+// node's ranks). Broken ones are aborted: waiting on them helps nobody.
 NcclBackend::~NcclBackend() {
+  if (!broken_ && nccl_.CommFinalize && gpus_.size() > 1) {
+    nccl_.GroupStart();
+    for (auto& g : gpus_) {
+      if (!g.comm) continue;
+      cuda_.cuCtxSetCurrent(g.context);
+      nccl_.CommFinalize(g.comm);
+    }
+    nccl_.GroupEnd();
+  }
   for (auto& g : gpus_) {
     if (g.context) cuda_.cuCtxSetCurrent(g.context);
     if (g.comm) (broken_ ? nccl_.CommAbort : nccl_.CommDestroy)(g.comm);
@@ -172,8 +185,8 @@ void NcclBackend::enqueue(size_t count, DataType t, RedOp op, bool in_place) {
 
 // Waits for every stream, watching NCCL for errors from other ranks (a rank
 // that died, a broken link) rather than blocking on the stream forever.
-void NcclBackend::synchronize() {
-  const auto deadline = Clock::now() + kNoProgress;
+void NcclBackend::synchronize(int queued) {
+  const auto deadline = Clock::now() + kNoProgress * std::max(queued, 1);
   for (auto& g : gpus_) {
     for (;;) {
       CUresult rc = cuda_.cuStreamQuery(g.stream);
@@ -188,7 +201,7 @@ void NcclBackend::synchronize() {
       if (Clock::now() > deadline) {
         broken_ = true;
         throw std::runtime_error("no all-reduce progress on " + g.description + " for " +
-                                 std::to_string(kNoProgress.count()) +
+                                 std::to_string(kNoProgress.count() * std::max(queued, 1)) +
                                  " s: a rank stopped or the fabric hangs (NCCL_DEBUG=INFO tells "
                                  "more)");
       }
@@ -232,11 +245,11 @@ size_t NcclBackend::check(size_t count, DataType t, RedOp op, bool in_place, boo
 
 double NcclBackend::time(size_t count, DataType t, RedOp op, bool in_place, int warmup, int iters) {
   for (int i = 0; i < warmup; ++i) enqueue(count, t, op, in_place);
-  synchronize();
+  synchronize(warmup);
   ring_.barrier();
   const auto start = Clock::now();
   for (int i = 0; i < iters; ++i) enqueue(count, t, op, in_place);
-  synchronize();
+  synchronize(iters);
   const std::chrono::duration<double, std::micro> spent = Clock::now() - start;
   return spent.count() / std::max(1, iters);
 }

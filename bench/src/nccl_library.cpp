@@ -75,6 +75,7 @@ const Library& Library::load(const std::string& path) {
   bind(l->GetUniqueId, "ncclGetUniqueId", true);
   bind(l->CommInitRank, "ncclCommInitRank", true);
   bind(l->CommDestroy, "ncclCommDestroy", true);
+  bind(l->CommFinalize, "ncclCommFinalize", false);
   bind(l->CommAbort, "ncclCommAbort", true);
   bind(l->CommGetAsyncError, "ncclCommGetAsyncError", true);
   bind(l->GroupStart, "ncclGroupStart", true);
@@ -92,9 +93,10 @@ const Library& Library::load(const std::string& path) {
 std::string Library::version() const {
   int code = 0;
   GetVersion(&code);
-  // Since 2.9 the code is major*10000 + minor*100 + patch.
-  return std::to_string(code / 10000) + "." + std::to_string(code / 100 % 100) + "." +
-         std::to_string(code % 100);
+  // Since 2.9 the code is major*10000 + minor*100 + patch; before, major*1000.
+  const int major = code >= 10000 ? code / 10000 : code / 1000;
+  const int minor = code >= 10000 ? code / 100 % 100 : code / 100 % 10;
+  return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(code % 100);
 }
 
 void Library::check(Result rc, const std::string& what, Comm comm) const {

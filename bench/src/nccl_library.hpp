@@ -42,6 +42,7 @@ class Library {
   Result (*GetUniqueId)(UniqueId*) = nullptr;
   Result (*CommInitRank)(Comm*, int nranks, UniqueId id, int rank) = nullptr;
   Result (*CommDestroy)(Comm) = nullptr;
+  Result (*CommFinalize)(Comm) = nullptr;  // NCCL >= 2.14; may stay null
   Result (*CommAbort)(Comm) = nullptr;
   Result (*CommGetAsyncError)(Comm, Result*) = nullptr;
   Result (*GroupStart)() = nullptr;

@@ -7,10 +7,12 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
@@ -101,11 +103,32 @@ void recv_all(int fd, void* data, size_t n) {
     ssize_t r = recv(fd, p, n, 0);
     if (r < 0 && errno == EINTR) continue;
     if (r == 0) throw std::runtime_error("a peer closed its connection (did a rank die?)");
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      throw std::runtime_error("a peer sent nothing in time (did a rank stop?)");
+    }
     if (r < 0) fail("recv");
     p += r;
     n -= static_cast<size_t>(r);
   }
 }
+
+// Blocking reads on `fd` give up (EAGAIN) once `deadline` has passed.
+void read_deadline(int fd, Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
+  if (left.count() < 1000) left = std::chrono::microseconds(1000);
+  timeval tv{static_cast<time_t>(left.count() / 1000000),
+             static_cast<suseconds_t>(left.count() % 1000000)};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+// What a rank tells rank 0: who it is, where its ring socket listens, and the
+// run it belongs to, so that a rank of another run that reached this port
+// (two runs on one node, one port) is turned away, not let into the ring.
+struct Hello {
+  int32_t rank = 0;
+  int32_t ring_port = 0;
+  uint64_t run = 0;
+};
 
 struct PeerAddress {
   uint32_t ip = 0;  // network order; 0: rank 0's host
@@ -122,32 +145,45 @@ std::string ip_text(uint32_t ip) {
 
 // Everyone's ring address, gathered by rank 0 and sent back to all.
 std::vector<PeerAddress> rendezvous(int rank, int size, const std::string& host, int port,
-                                    int ring_port, Clock::time_point deadline, int given) {
+                                    int ring_port, uint64_t run, Clock::time_point deadline,
+                                    int given) {
   std::vector<PeerAddress> table(static_cast<size_t>(size));
   if (rank != 0) {
     Socket s = connect_until(host, port, deadline);
-    int32_t hello[2] = {rank, ring_port};
-    send_all(s.get(), hello, sizeof(hello));
+    read_deadline(s.get(), deadline);
+    Hello hello{rank, ring_port, run};
+    send_all(s.get(), &hello, sizeof(hello));
     recv_all(s.get(), table.data(), table.size() * sizeof(PeerAddress));
     return table;
   }
   Socket listener = given >= 0 ? Socket(given) : listen_any(port).first;
   table[0].port = static_cast<uint16_t>(ring_port);
   std::vector<Socket> peers;
-  for (int i = 1; i < size; ++i) {
+  while (static_cast<int>(peers.size()) < size - 1) {
+    const int waiting = size - 1 - static_cast<int>(peers.size());
     Socket s =
         accept_until(listener, deadline,
-                     std::to_string(size - i) + " more ranks at port " + std::to_string(port) +
+                     std::to_string(waiting) + " more ranks at port " + std::to_string(port) +
                          " (did a rank fail to start? its message comes first)");
-    int32_t hello[2];
-    recv_all(s.get(), hello, sizeof(hello));
-    if (hello[0] <= 0 || hello[0] >= size || table[static_cast<size_t>(hello[0])].port != 0) {
-      throw std::runtime_error("rendezvous: unexpected rank " + std::to_string(hello[0]));
-    }
+    read_deadline(s.get(), deadline);
+    Hello hello;
+    recv_all(s.get(), &hello, sizeof(hello));
     sockaddr_in a{};
     socklen_t len = sizeof(a);
     getpeername(s.get(), reinterpret_cast<sockaddr*>(&a), &len);
-    table[static_cast<size_t>(hello[0])] = {a.sin_addr.s_addr, static_cast<uint16_t>(hello[1])};
+    if (hello.run != run) {
+      std::fprintf(stderr, "deepops-bench: turned away %s: a rank of another run\n",
+                   ip_text(a.sin_addr.s_addr).c_str());
+      continue;
+    }
+    if (hello.rank <= 0 || hello.rank >= size || table[static_cast<size_t>(hello.rank)].port != 0) {
+      throw std::runtime_error("rendezvous: unexpected rank " + std::to_string(hello.rank));
+    }
+    // A rank on rank 0's node may have come over loopback: the others reach
+    // it at rank 0's address (0 in the table), not at their own 127.0.0.1.
+    const bool loopback = (ntohl(a.sin_addr.s_addr) >> 24) == 127;
+    table[static_cast<size_t>(hello.rank)] = {loopback ? 0u : a.sin_addr.s_addr,
+                                              static_cast<uint16_t>(hello.ring_port)};
     peers.push_back(std::move(s));
   }
   for (auto& s : peers) send_all(s.get(), table.data(), table.size() * sizeof(PeerAddress));
@@ -172,23 +208,29 @@ Socket::~Socket() {
 }
 
 Ring Ring::join(int rank, int size, const std::string& host, int port, std::chrono::seconds timeout,
-                int listener_fd) {
+                int listener_fd, uint64_t run) {
   Ring ring(rank, size);
   if (size == 1) return ring;
   const auto deadline = Clock::now() + timeout;
   auto [listener, ring_port] = listen_any(0);
-  auto table = rendezvous(rank, size, host, port, ring_port, deadline, listener_fd);
+  auto table = rendezvous(rank, size, host, port, ring_port, run, deadline, listener_fd);
   const auto& next = table[static_cast<size_t>((rank + 1) % size)];
-  const std::string next_host = next.ip == 0 ? host : ip_text(next.ip);
+  // 0: on rank 0's node, which rank 0 itself reaches over loopback.
+  const std::string next_host = next.ip != 0 ? ip_text(next.ip)
+                                : rank == 0  ? std::string("127.0.0.1")
+                                             : host;
   ring.next_ = connect_until(next_host, next.port, deadline);
   int32_t me = rank;
   send_all(ring.next_.get(), &me, sizeof(me));
   ring.prev_ = accept_until(listener, deadline, "rank " + std::to_string((rank + size - 1) % size));
+  read_deadline(ring.prev_.get(), deadline);
   int32_t who = -1;
   recv_all(ring.prev_.get(), &who, sizeof(who));
   if (who != (rank + size - 1) % size) {
     throw std::runtime_error("ring: rank " + std::to_string(who) + " connected out of turn");
   }
+  timeval forever{};  // the all-reduces poll; no deadline on the socket itself
+  setsockopt(ring.prev_.get(), SOL_SOCKET, SO_RCVTIMEO, &forever, sizeof(forever));
   return ring;
 }
 

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <utility>
@@ -35,8 +36,9 @@ class Socket {
 class Ring {
  public:
   // `listener`: for rank 0, a socket already listening on `port` (-1: bind it).
+  // `run`: the same number on every rank of one run, and on no other's.
   static Ring join(int rank, int size, const std::string& host, int port,
-                   std::chrono::seconds timeout, int listener = -1);
+                   std::chrono::seconds timeout, int listener = -1, uint64_t run = 0);
   int rank() const { return rank_; }
   int size() const { return size_; }
 

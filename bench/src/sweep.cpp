@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <sstream>
 
 namespace deepops::bench {
@@ -108,6 +109,25 @@ std::string node_address(const std::string& out, const std::string& name) {
     if (node == name && !addr.empty()) return addr;
   }
   return "";
+}
+
+std::optional<std::string> rank0_json(const std::string& out) {
+  std::string json;
+  bool inside = false;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    const size_t colon = line.find(": ");
+    if (colon == std::string::npos) continue;
+    std::string task = line.substr(0, colon);
+    task.erase(0, task.find_first_not_of(' '));
+    if (task != "0") continue;
+    const std::string text = line.substr(colon + 2);
+    if (!inside && text != "{") continue;
+    inside = true;
+    json += text + "\n";
+    if (text == "}") return json;
+  }
+  return std::nullopt;
 }
 
 }  // namespace deepops::bench

@@ -51,6 +51,10 @@ struct SweepAnalysis {
 SweepAnalysis analyse_sweep(const std::vector<std::string>& node_names,
                             const std::vector<PairResult>& pairs, double threshold, double expect);
 
+// Rank 0's JSON (`allreduce -J -`) out of `srun --label` output ("0: {" to
+// "0: }"): the other ranks' lines, and NCCL_DEBUG's, are left out.
+std::optional<std::string> rank0_json(const std::string& srun_output);
+
 // "NodeAddr=" of `scontrol show node -o` output for node `name`; empty when
 // the output does not hold it.
 std::string node_address(const std::string& scontrol_output, const std::string& name);

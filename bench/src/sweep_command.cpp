@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 
@@ -52,6 +53,9 @@ std::string join(const std::vector<std::string>& items, const char* sep) {
   return out;
 }
 
+// Ctrl-C or SIGTERM: every srun is stopped and the sweep ends, exit 130.
+struct Interrupted {};
+
 class Sweep {
  public:
   explicit Sweep(const SweepArgs& a) : a_(a) {
@@ -80,7 +84,7 @@ class Sweep {
     std::vector<std::string> argv = {
         "srun", "--nodes=" + std::to_string(n), "--ntasks=" + std::to_string(n * a_.tasks_per_node),
         "--ntasks-per-node=" + std::to_string(a_.tasks_per_node), "--nodelist=" + join(names, ","),
-        "--kill-on-bad-exit=1", "--quiet",
+        "--kill-on-bad-exit=1", "--quiet", "--label",
         // Rank 0 is on the first node in Slurm's order, which `nodes` keeps.
         "--export=ALL,MASTER_ADDR=" + addresses_[static_cast<size_t>(nodes.front())] +
             ",MASTER_PORT=" + std::to_string(port_base_ + slot)};
@@ -105,31 +109,41 @@ class Sweep {
     return Subprocess(argv);
   }
 
-  // The run's busbw, or why there is none.
-  PairResult finish(Subprocess& run, int first, int second) const {
+  // The run's busbw, or why there is none. `deadline` is shared by the runs
+  // started together, so that k hung runs cost one timeout, not k.
+  PairResult finish(Subprocess& run, int first, int second, Clock::time_point deadline) const {
     PairResult r{first, second, 0, false, ""};
-    const int rc = run.wait(Clock::now() + std::chrono::seconds(a_.timeout_s));
-    const std::string out = run.out();
-    const size_t brace = out.find('{');
-    if (brace != std::string::npos) {
+    const int rc = run.wait(deadline);
+    if (rc == 130) throw Interrupted();
+    std::string problem;
+    if (auto json = rank0_json(run.out())) {
       try {
-        const auto j = nlohmann::json::parse(out.substr(brace));
+        const auto j = nlohmann::json::parse(*json);
         const auto& last = j.at("results").back().at("out_of_place");
         r.busbw = last.at("busbw").get<double>();
         const auto wrong = last.at("wrong").get<size_t>();
         r.ok = wrong == 0;
         if (!r.ok) r.problem = std::to_string(wrong) + " wrong elements";
         return r;
-      } catch (const std::exception&) {
+      } catch (const std::exception& e) {
+        problem = std::string("unreadable result (") + e.what() + ")";
       }
     }
     std::string err = run.err();
     while (!err.empty() && err.back() == '\n') err.pop_back();
     if (err.size() > 400) err = "..." + err.substr(err.size() - 400);
-    r.problem = rc == 124 ? "no result in " + std::to_string(a_.timeout_s) + " s (--timeout)"
-                          : "exit " + std::to_string(rc) + (err.empty() ? "" : ": " + err);
+    if (rc == 124) {
+      r.problem = "no result in " + std::to_string(a_.timeout_s) + " s (--timeout)";
+    } else if (problem.empty()) {
+      r.problem = "exit " + std::to_string(rc) + (rc == 0 ? ", but no result printed" : "") +
+                  (err.empty() ? "" : ": " + err);
+    } else {
+      r.problem = problem;
+    }
     return r;
   }
+
+  Clock::time_point deadline() const { return Clock::now() + std::chrono::seconds(a_.timeout_s); }
 
   // What looked slow runs again on its own before it is named: a round's
   // runs share the login node, the switch and, in a lab, the cores, and one
@@ -143,7 +157,7 @@ class Sweep {
                       [&](const LinkVerdict& l) { return l.a == p.a && l.b == p.b; });
       if (!p.ok || !(slow_node || slow_link)) continue;
       Subprocess run = start({p.a, p.b}, 0);
-      const PairResult again = finish(run, p.a, p.b);
+      const PairResult again = finish(run, p.a, p.b, deadline());
       std::printf("# %s + %s again, alone: %.2f GB/s (was %.2f)\n",
                   names_[static_cast<size_t>(p.a)].c_str(),
                   names_[static_cast<size_t>(p.b)].c_str(), again.busbw, p.busbw);
@@ -153,7 +167,7 @@ class Sweep {
 
   PairResult ring(const std::vector<int>& nodes) const {
     Subprocess run = start(nodes, 0);
-    return finish(run, nodes.front(), nodes.back());
+    return finish(run, nodes.front(), nodes.back(), deadline());
   }
 
   // Each round's pairs at once, at most --parallel of them at a time.
@@ -167,8 +181,10 @@ class Sweep {
         for (size_t k = first; k < end; ++k) {
           runs.push_back(start({round[k].first, round[k].second}, static_cast<int>(k) + 1));
         }
+        const auto batch_deadline = deadline();
         for (size_t k = first; k < end; ++k) {
-          results.push_back(finish(runs[k - first], round[k].first, round[k].second));
+          results.push_back(
+              finish(runs[k - first], round[k].first, round[k].second, batch_deadline));
           print_pair(results.back());
         }
       }
@@ -231,11 +247,9 @@ void stop_children(int) { Subprocess::stop_all(); }
 
 }  // namespace
 
-int run_sweep(const SweepArgs& a) {
-  struct sigaction act {};
-  act.sa_handler = stop_children;
-  sigaction(SIGINT, &act, nullptr);
-  sigaction(SIGTERM, &act, nullptr);
+namespace {
+
+int sweep_nodes(const SweepArgs& a) {
   Sweep sweep(a);
   const auto& names = sweep.names();
   const int n = static_cast<int>(names.size());
@@ -288,6 +302,22 @@ int run_sweep(const SweepArgs& a) {
   if (!a.json_out.empty())
     write_atomically(a.json_out, to_json(names, all, pairs, s).dump(2) + "\n");
   return s.pass ? 0 : 1;
+}
+
+}  // namespace
+
+int run_sweep(const SweepArgs& a) {
+  struct sigaction act {};
+  act.sa_handler = stop_children;
+  sigaction(SIGINT, &act, nullptr);
+  sigaction(SIGTERM, &act, nullptr);
+  try {
+    return sweep_nodes(a);
+  } catch (const Interrupted&) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "deepops-bench: sweep interrupted; its runs were stopped\n");
+    return 130;
+  }
 }
 
 }  // namespace deepops::bench

@@ -1,7 +1,8 @@
 // deepops-bench reads admin-written profiles, Slurm's environment
-// (SLURM_STEP_TASKS_PER_NODE), sizes from its command line and scontrol's
-// output. Each either succeeds or throws std::invalid_argument: no crash, no
-// other exception, and a profile that parses gives a finite expectation.
+// (SLURM_STEP_TASKS_PER_NODE), sizes from its command line, and the output of
+// scontrol and srun. Each either succeeds or throws std::invalid_argument: no
+// crash, no other exception, and a profile that parses gives a finite
+// expectation.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -36,5 +37,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const std::invalid_argument&) {
   }
   (void)node_address(text, "n1");
+  (void)rank0_json(text);
   return 0;
 }

@@ -178,6 +178,23 @@ TEST(Sweep, FailedRunsNameTheirPairAndADeadNode) {
   EXPECT_TRUE(node && pair);
 }
 
+TEST(Sweep, RankZerosJsonAmongOtherRanksAndNcclLogLines) {
+  const std::string out =
+      "1: node2:123:123 [0] NCCL INFO Bootstrap : Using eth0\n"
+      "0: node1:77:77 [0] NCCL INFO cudaDriverVersion 12040\n"
+      "0: {\n"
+      "1: node2:123:130 [0] NCCL INFO comm 0x55 rank 1 nranks 2 - Destroy COMPLETE\n"
+      "0:   \"pass\": true\n"
+      "0: }\n"
+      "0: node1:77:90 [0] NCCL INFO comm 0x66 rank 0 nranks 2 - Destroy COMPLETE\n";
+  auto json = rank0_json(out);
+  ASSERT_TRUE(json.has_value());
+  EXPECT_EQ(*json, "{\n  \"pass\": true\n}\n");
+  EXPECT_FALSE(rank0_json("0: no json here\n1: {\n1: }\n").has_value());
+  EXPECT_FALSE(rank0_json("0: {\n0:   \"cut\": 1\n").has_value());  // never closed
+  EXPECT_EQ(*rank0_json(" 0: {\n 0: }\n"), "{\n}\n");               // srun pads the label
+}
+
 TEST(Sweep, NodeAddressFromScontrol) {
   const std::string out =
       "NodeName=n1 Arch=x86_64 CoresPerSocket=1 NodeAddr=10.250.77.11 NodeHostName=n1\n"
