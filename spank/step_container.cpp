@@ -16,8 +16,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <type_traits>
 
 #include "deepops/container.hpp"
 #include "deepops/container_store.hpp"
@@ -548,19 +550,15 @@ EnvLookup env_lookup(EnvMap env) {
 }
 
 std::string nth_host(const std::string& nodelist, unsigned n) {
-  hostlist_t hl = slurm_hostlist_create(nodelist.c_str());
+  std::unique_ptr<std::remove_pointer_t<hostlist_t>, decltype(&slurm_hostlist_destroy)> hl(
+      slurm_hostlist_create(nodelist.c_str()), &slurm_hostlist_destroy);
   if (!hl) return "";
   std::string out;
   for (unsigned i = 0; i <= n; ++i) {
-    char* host = slurm_hostlist_shift(hl);
-    if (!host) {
-      out.clear();
-      break;
-    }
-    out = host;
-    free(host);
+    std::unique_ptr<char, decltype(&free)> host(slurm_hostlist_shift(hl.get()), &free);
+    if (!host) return "";
+    out = host.get();
   }
-  slurm_hostlist_destroy(hl);
   return out;
 }
 
@@ -574,7 +572,7 @@ std::string read_report(int fd, const ProgressSink& progress) {
   auto take = [&](const std::string& line) {
     json j = json::parse(line, nullptr, false);
     if (j.is_object() && j.contains("progress")) {
-      if (progress) progress(j["progress"].get<std::string>());
+      if (progress && j["progress"].is_string()) progress(j["progress"].get<std::string>());
     } else if (!line.empty()) {
       report = line;
     }
@@ -628,6 +626,8 @@ std::string KeeperReport::to_json() const {
   return j.dump();
 }
 
+// The keeper runs as the job's user, who can make it write anything: a report
+// of the wrong shape is an error of the step, never an exception in slurmstepd.
 KeeperReport KeeperReport::from_json(const std::string& text) {
   json j = json::parse(text, nullptr, false);
   KeeperReport r;
@@ -635,25 +635,30 @@ KeeperReport KeeperReport::from_json(const std::string& text) {
     r.error = "the container's keeper sent no report";
     return r;
   }
-  r.ok = j.value("ok", false);
-  r.error = j.value("error", "");
-  if (!r.ok) return r;
-  r.keeper = j.value("keeper", 0);
-  r.attached = j.value("attached", false);
-  r.container = j.value("container", "");
-  r.notice = j.value("notice", "");
-  r.log = j.value("log", "");
-  r.env.set = j.value("set", EnvMap{});
-  r.env.unset = j.value("unset", std::vector<std::string>{});
-  r.workdir = j.value("workdir", "/");
-  r.workdir_required = j.value("workdir_required", false);
-  r.remap_root = j.value("remap_root", false);
-  if (j.contains("image")) r.image = ImageConfig::from_json(j["image"]);
-  r.squashfs = j.value("squashfs", "");
-  r.layer_dir = j.value("layer_dir", "");
-  r.layer_is_temporary = j.value("layer_is_temporary", false);
-  r.save_to = j.value("save_to", "");
-  r.runtime_dir = j.value("runtime_dir", "");
+  try {
+    r.ok = j.value("ok", false);
+    r.error = j.value("error", "");
+    if (!r.ok) return r;
+    r.keeper = j.value("keeper", 0);
+    r.attached = j.value("attached", false);
+    r.container = j.value("container", "");
+    r.notice = j.value("notice", "");
+    r.log = j.value("log", "");
+    r.env.set = j.value("set", EnvMap{});
+    r.env.unset = j.value("unset", std::vector<std::string>{});
+    r.workdir = j.value("workdir", "/");
+    r.workdir_required = j.value("workdir_required", false);
+    r.remap_root = j.value("remap_root", false);
+    if (j.contains("image")) r.image = ImageConfig::from_json(j["image"]);
+    r.squashfs = j.value("squashfs", "");
+    r.layer_dir = j.value("layer_dir", "");
+    r.layer_is_temporary = j.value("layer_is_temporary", false);
+    r.save_to = j.value("save_to", "");
+    r.runtime_dir = j.value("runtime_dir", "");
+  } catch (const std::exception& e) {
+    r = KeeperReport{};
+    r.error = std::string("the container's keeper sent a malformed report (") + e.what() + ")";
+  }
   return r;
 }
 
@@ -721,6 +726,12 @@ KeeperReport start_step_container(const ContainerRequest& request, const Plugsta
     }
     w.reset();
     KeeperReport rep = KeeperReport::from_json(read_report(r.get(), progress));
+    // slurmstepd signals the keeper as root when the step ends: that is the
+    // child it forked, whatever pid the report (written as the user) names.
+    if (rep.ok && !rep.attached && rep.keeper != pid) {
+      rep = KeeperReport{};
+      rep.error = "the container's keeper reported another process as itself";
+    }
     if (!rep.ok) {
       int status = 0;
       if (wait_bounded(pid, std::chrono::seconds(10))) {

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 BUILD=${BUILD_DIR:-$REPO/build}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
-FUZZ_TARGETS=(image_ref www_authenticate netrc manifest mount_spec environ container_options bench_inputs) # each has tests/fuzz/corpus/<name> and a fuzz_<name> binary
+FUZZ_TARGETS=(image_ref www_authenticate netrc manifest mount_spec environ container_options bench_inputs keeper_report) # each has tests/fuzz/corpus/<name> and a fuzz_<name> binary
 JOBS=$(nproc)
 START=$SECONDS
 

@@ -55,6 +55,19 @@ TEST(KeeperReport, GarbageOrSilenceIsAnError) {
   EXPECT_EQ(failed.error, "no such image");
 }
 
+// The keeper writes its report as the job's user, who can make it write
+// anything: wrong shapes are errors of the step, never exceptions.
+TEST(KeeperReport, WrongTypesAreAnErrorNotAnException) {
+  for (const char* text :
+       {R"({"ok": "yes"})", R"({"ok": true, "keeper": "1"})", R"({"ok": true, "set": [1, 2]})",
+        R"({"ok": true, "image": {"env": 5}})", R"({"ok": true, "workdir": {}})"}) {
+    KeeperReport r;
+    EXPECT_NO_THROW(r = KeeperReport::from_json(text)) << text;
+    EXPECT_FALSE(r.ok) << text;
+    EXPECT_NE(r.error.find("malformed"), std::string::npos) << text << ": " << r.error;
+  }
+}
+
 TEST(PytorchEnv, OnlyForPytorchImages) {
   EnvMap task = {{"SLURM_PROCID", "3"},
                  {"SLURM_LOCALID", "1"},
@@ -129,6 +142,20 @@ TEST(KeeperPipe, ProgressLinesThenTheReport) {
   KeeperReport r = KeeperReport::from_json(report);
   EXPECT_TRUE(r.ok);
   EXPECT_EQ(r.keeper, 7);
+}
+
+TEST(KeeperPipe, AProgressLineThatIsNoTextIsSkipped) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const std::string sent = "{\"progress\": 5}\n{\"progress\": \"ok\"}\n{\"ok\": false}\n";
+  ASSERT_EQ(write(fds[1], sent.data(), sent.size()), static_cast<ssize_t>(sent.size()));
+  close(fds[1]);
+  std::vector<std::string> lines;
+  std::string report;
+  EXPECT_NO_THROW(report = read_report(fds[0], [&](const std::string& l) { lines.push_back(l); }));
+  close(fds[0]);
+  EXPECT_EQ(lines, std::vector<std::string>{"ok"});
+  EXPECT_EQ(report, "{\"ok\": false}");
 }
 
 TEST(KeeperPipe, NothingButEofIsNoReport) {
