@@ -277,8 +277,6 @@ void refuse_shared_gpus(const Ring& ring, const std::vector<std::string>& keys_b
 
 }  // namespace
 
-bool nccl_backend_built() { return true; }
-
 void probe_nccl(const NcclOptions& options) {
   const CudaDriver& cuda = CudaDriver::load();
   nccl::Library::load(options.library);

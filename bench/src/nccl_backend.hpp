@@ -14,9 +14,6 @@ struct NcclOptions {
   std::string library;    // libnccl.so.2 to load; empty: the loader's search path
 };
 
-// Is the nccl backend built into this binary? (It needs cuda.h to build.)
-bool nccl_backend_built();
-
 // The node's side alone: driver, devices, NCCL. Throws SetupError. -np runs
 // it once before forking, so that a node without a GPU says so once.
 void probe_nccl(const NcclOptions& options);

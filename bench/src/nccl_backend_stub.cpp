@@ -10,7 +10,6 @@ namespace {
 }
 }  // namespace
 
-bool nccl_backend_built() { return false; }
 void probe_nccl(const NcclOptions&) { not_built(); }
 std::unique_ptr<AllReduceBackend> make_nccl_backend(Ring&, const LaunchInfo&, const NcclOptions&) {
   not_built();

@@ -3,12 +3,10 @@
 #include <dlfcn.h>
 #include <netdb.h>
 
-#include <chrono>
 #include <cstdlib>
 #include <memory>
 
 #include "backend.hpp"
-#include "subprocess.hpp"
 #include "sweep.hpp"
 
 namespace deepops::bench {
@@ -75,8 +73,7 @@ std::string reachable_address(const std::string& node) {
   if (resolves(node)) return node;
   std::string addr;
   try {
-    addr = node_address(
-        run_and_read({"scontrol", "show", "node", "-o", node}, std::chrono::seconds(60)), node);
+    addr = slurm_node_address(node);
   } catch (const std::exception&) {
   }
   if (addr.empty()) {

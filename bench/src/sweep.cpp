@@ -1,9 +1,12 @@
 #include "sweep.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <optional>
 #include <sstream>
+
+#include "subprocess.hpp"
 
 namespace deepops::bench {
 namespace {
@@ -109,6 +112,11 @@ std::string node_address(const std::string& out, const std::string& name) {
     if (node == name && !addr.empty()) return addr;
   }
   return "";
+}
+
+std::string slurm_node_address(const std::string& node) {
+  return node_address(
+      run_and_read({"scontrol", "show", "node", "-o", node}, std::chrono::seconds(60)), node);
 }
 
 std::optional<std::string> rank0_json(const std::string& out) {

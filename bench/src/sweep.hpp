@@ -58,5 +58,8 @@ std::optional<std::string> rank0_json(const std::string& srun_output);
 // "NodeAddr=" of `scontrol show node -o` output for node `name`; empty when
 // the output does not hold it.
 std::string node_address(const std::string& scontrol_output, const std::string& name);
+// Slurm's NodeAddr for `node`, asked of scontrol; empty when it gives none.
+// Throws std::runtime_error when scontrol fails.
+std::string slurm_node_address(const std::string& node);
 
 }  // namespace deepops::bench

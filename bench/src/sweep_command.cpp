@@ -42,8 +42,7 @@ std::vector<std::string> expand_hostlist(const std::string& hostlist) {
 }
 
 std::string address_of(const std::string& node) {
-  std::string addr =
-      node_address(run_and_read({"scontrol", "show", "node", "-o", node}, kSlurmQuery), node);
+  std::string addr = slurm_node_address(node);
   return addr.empty() ? node : addr;
 }
 
