@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -639,7 +640,13 @@ KeeperReport KeeperReport::from_json(const std::string& text) {
     r.ok = j.value("ok", false);
     r.error = j.value("error", "");
     if (!r.ok) return r;
-    r.keeper = j.value("keeper", 0);
+    if (j.contains("keeper")) {  // a pid: nlohmann's float-to-int conversion would be UB
+      const json& k = j["keeper"];
+      if (!k.is_number_unsigned() || k.get<uint64_t>() > std::numeric_limits<pid_t>::max()) {
+        throw std::invalid_argument("\"keeper\" is not a process id");
+      }
+      r.keeper = static_cast<pid_t>(k.get<uint64_t>());
+    }
     r.attached = j.value("attached", false);
     r.container = j.value("container", "");
     r.notice = j.value("notice", "");

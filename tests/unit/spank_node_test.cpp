@@ -59,7 +59,9 @@ TEST(KeeperReport, GarbageOrSilenceIsAnError) {
 // anything: wrong shapes are errors of the step, never exceptions.
 TEST(KeeperReport, WrongTypesAreAnErrorNotAnException) {
   for (const char* text :
-       {R"({"ok": "yes"})", R"({"ok": true, "keeper": "1"})", R"({"ok": true, "set": [1, 2]})",
+       {R"({"ok": "yes"})", R"({"ok": true, "keeper": "1"})",
+        R"({"ok": true, "keeper": 7666666666666666666666666666666666})",
+        R"({"ok": true, "keeper": -1})", R"({"ok": true, "set": [1, 2]})",
         R"({"ok": true, "image": {"env": 5}})", R"({"ok": true, "workdir": {}})"}) {
     KeeperReport r;
     EXPECT_NO_THROW(r = KeeperReport::from_json(text)) << text;
