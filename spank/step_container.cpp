@@ -192,6 +192,7 @@ StepImage import_in_child(const RegistryImage& ref, const Settings& settings, in
     ImportOptions o;
     o.cache = settings.cache_path;
     o.system_caches = settings.system_caches;
+    o.limits = settings.import_limits;
     o.registry.allow_http = settings.allow_http;
     o.registry.http.ca_file = settings.ca_file;
     o.mirrors = MirrorConfig::load(MirrorConfig::default_path());

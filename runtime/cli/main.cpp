@@ -79,9 +79,12 @@ Credentials: ~/.config/enroot/.credentials (netrc lines: machine HOST login USER
 password PASS, where PASS may be $(command)), then ~/.docker/config.json.
 For nvcr.io, the login is $oauthtoken and the password your NGC API key.
 
-The image is sanitised while merging: entries that would leave the root are an
-error, device nodes are dropped, setuid/setgid bits cleared, only user.* xattrs
-kept, and every file owned by root (see --owners).
+The image is sanitised while merging: entries that would leave the root, or
+that lie below a symlink of their own layer, are an error; device nodes are
+dropped, setuid/setgid bits cleared, only user.* xattrs kept, and every file
+owned by root (see --owners). An image may unpack to at most IMPORT_MAX_SIZE
+bytes (default 256G) and IMPORT_MAX_ENTRIES entries (default 10000000): the
+defence against decompression bombs (see conf/README.md).
 
 Mirrors: a registry's mirrors (--mirror, or the mirrors file) are tried first,
 in order; the registry itself comes last unless the rule says "fallback": false.
@@ -111,8 +114,10 @@ int run_import(const ImportArgs& a, const std::string& cache, char**) {
   ProgressPrinter progress(a.quiet);
   ImportOptions o;
   o.cache = cache;
+  Settings settings = Settings::load(process_env_lookup());
   for (const auto& s : a.system_caches) o.system_caches.emplace_back(s);
-  if (a.system_caches.empty()) o.system_caches = Settings::load(process_env_lookup()).system_caches;
+  if (a.system_caches.empty()) o.system_caches = settings.system_caches;
+  o.limits = settings.import_limits;
   o.registry.http.ca_file = a.ca_file;
   o.registry.allow_http = a.allow_http;
   if (!a.arch.empty()) o.platform = parse_platform(a.arch);

@@ -1,6 +1,7 @@
 #include "deepops/importer.hpp"
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -47,15 +48,35 @@ class SpoolFile : public BlobSink {
   [[noreturn]] void fail(int err) {
     throw Error(err == ENOSPC || err == EDQUOT ? Errc::no_space : Errc::internal,
                 "cannot write " + path_.string() + ": " + std::strerror(err),
-                err == ENOSPC ? "free space in the cache folder, run `deepops-ctr gc`, or set "
-                                "DEEPOPS_CACHE_PATH elsewhere"
-                              : "");
+                err == ENOSPC || err == EDQUOT
+                    ? "free space in the cache folder, run `deepops-ctr gc`, or set "
+                      "DEEPOPS_CACHE_PATH elsewhere"
+                    : "");
   }
   fs::path path_;
   int fd_ = -1;
 };
 
 std::string short_digest(const std::string& d) { return d.substr(0, 7 + 12); }
+
+std::string megabytes(uint64_t bytes) {
+  return std::to_string((bytes + 999'999) / 1'000'000) + " MB";
+}
+
+// The layers alone need their compressed size in the cache while they
+// download: a cache that lacks it fails now, not after most of the download.
+void require_space(const fs::path& dir, const std::string& image, int64_t layers_bytes) {
+  struct statvfs fs_info {};
+  if (::statvfs(dir.c_str(), &fs_info) != 0 || layers_bytes <= 0) return;  // writes will tell
+  uint64_t available = static_cast<uint64_t>(fs_info.f_bavail) * fs_info.f_frsize;
+  if (static_cast<uint64_t>(layers_bytes) <= available) return;
+  throw Error(Errc::no_space,
+              "No space left for " + image + ": its layers alone are " +
+                  megabytes(static_cast<uint64_t>(layers_bytes)) + ", and the cache (" +
+                  dir.parent_path().string() + ") has " + megabytes(available) + " free",
+              "free space in the cache folder, run `deepops-ctr gc`, or set "
+              "DEEPOPS_CACHE_PATH elsewhere");
+}
 
 // Downloads the layers with a small pool of threads; merge() waits for each.
 class LayerDownloads {
@@ -212,9 +233,10 @@ ImportResult import_image(ImageOrigin& source, const ImportOptions& o) {
   });
 
   ScratchGuard scratch{cache.make_scratch(digest)};
+  require_space(scratch.dir, source.reference(), total);
   fs::path output = scratch.dir / "image.sqsh";
   SquashfsWriter writer(output, o.squashfs);
-  LayerMerger merger(writer, o.owners);
+  LayerMerger merger(writer, o.owners, o.limits);
   {
     LayerDownloads downloads(source, layers, scratch.dir, o.parallel_downloads,
                              [&](size_t i, int64_t n) {

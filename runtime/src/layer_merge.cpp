@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "deepops/error.hpp"
 #include "deepops/squashfs_writer.hpp"
@@ -46,6 +47,23 @@ const char* entry_path(archive_entry* entry) {
               "the image is malformed or malicious; nothing was imported");
 }
 
+std::string bytes_text(uint64_t n) {
+  const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (u < 4 && n >= 1024 && n % 1024 == 0) {
+    n /= 1024;
+    ++u;
+  }
+  return std::to_string(n) + " " + units[u];
+}
+
+[[noreturn]] void over_limit(const std::string& layer, const std::string& what,
+                             const char* setting) {
+  throw Error(Errc::corrupt, layer + ": " + what + " (a decompression bomb?)",
+              std::string("nothing was imported; if the image is genuine, raise ") + setting +
+                  " in deepops.conf (conf/README.md)");
+}
+
 }  // namespace
 
 struct LayerMerger::Entry {
@@ -77,8 +95,8 @@ std::string join_path(const std::vector<std::string>& parts) {
   return out.empty() ? "/" : out;
 }
 
-LayerMerger::LayerMerger(SquashfsWriter& writer, OwnerMapping owners)
-    : writer_(writer), owners_(owners) {
+LayerMerger::LayerMerger(SquashfsWriter& writer, OwnerMapping owners, MergeLimits limits)
+    : writer_(writer), owners_(owners), limits_(limits) {
   root_.type = NodeType::directory;
   root_.mode = 0755;
   provenance_[&root_] = {0, true};
@@ -95,6 +113,7 @@ void LayerMerger::read_entries(archive* tar, const std::function<bool(Entry&)>& 
     e.parts = split_layer_path(e.path, layer_name_);
     if (const char* link = archive_entry_hardlink(raw))
       e.hardlink = join_path(split_layer_path(link, layer_name_));
+    check_entry(e);
     if (!each(e)) return;
   }
 }
@@ -106,7 +125,11 @@ void LayerMerger::merge_layer(const Opener& open, const std::string& layer) {
   lost_links_.clear();
   Archive tar = open();
   read_entries(tar.get(), [&](Entry& e) {
-    ++stats_.entries;
+    if (++stats_.entries > limits_.max_entries) {
+      over_limit(layer_name_,
+                 "the image has more than " + std::to_string(limits_.max_entries) + " entries",
+                 "IMPORT_MAX_ENTRIES");
+    }
     merge_entry(tar.get(), e);
     return true;
   });
@@ -143,6 +166,49 @@ void LayerMerger::recover_lost_links(const Opener& open) {
   }
 }
 
+// Names the kernel could not hold: longer than PATH_MAX or NAME_MAX.
+void LayerMerger::check_entry(const Entry& e) const {
+  auto shown = [](const std::string& p) { return "'" + p.substr(0, 64) + "...'"; };
+  if (e.path.size() > kMaxEntryPath) {
+    bad_layer(layer_name_, "entry " + shown(e.path) + " has a path of " +
+                               std::to_string(e.path.size()) + " bytes, over Linux's " +
+                               std::to_string(kMaxEntryPath));
+  }
+  for (const auto& part : e.parts) {
+    if (part.size() > kMaxEntryName) {
+      bad_layer(layer_name_, "entry " + shown(e.path) + " has a name of " +
+                                 std::to_string(part.size()) + " bytes, over Linux's " +
+                                 std::to_string(kMaxEntryName));
+    }
+  }
+  const char* target = archive_entry_symlink(e.raw);
+  if (target && std::strlen(target) >= kMaxEntryPath) {
+    bad_layer(layer_name_, "symlink " + shown(e.path) + " has a target of " +
+                               std::to_string(std::strlen(target)) + " bytes, over Linux's " +
+                               std::to_string(kMaxEntryPath - 1));
+  }
+}
+
+// An entry below a symlink that its own layer made: unpacking the layer onto
+// a disk would write through the link, possibly out of the root. No builder
+// makes such a layer, so it is refused rather than silently dropped.
+void LayerMerger::refuse_write_through_symlink(const Entry& e) const {
+  const Node* node = &root_;
+  for (size_t i = 0; i + 1 < e.parts.size(); ++i) {
+    auto it = node->children.find(e.parts[i]);
+    if (it == node->children.end()) return;
+    node = it->second.get();
+    if (node->type == NodeType::symlink && provenance_.at(node).layer == layer_) {
+      std::vector<std::string> link(e.parts.begin(), e.parts.begin() + static_cast<long>(i) + 1);
+      bad_layer(layer_name_, "entry '" + e.path + "' lies below '" + join_path(link) +
+                                 "', a symlink (to '" + node->link_target +
+                                 "') made by the same layer: unpacking it would write "
+                                 "through the link");
+    }
+    if (!node->is_dir()) return;
+  }
+}
+
 bool LayerMerger::handle_whiteout(const Entry& e) {
   if (e.parts.empty() || !e.parts.back().starts_with(kWhiteoutPrefix)) return false;
   std::vector<std::string> parent(e.parts.begin(), e.parts.end() - 1);
@@ -156,7 +222,8 @@ bool LayerMerger::handle_whiteout(const Entry& e) {
     return true;
   }
   std::string name = e.parts.back().substr(kWhiteoutPrefix.size());
-  if (name.empty()) bad_layer(layer_name_, "whiteout '" + e.path + "' names nothing");
+  if (name.empty() || name == "." || name == "..")
+    bad_layer(layer_name_, "whiteout '" + e.path + "' names no entry of its folder");
   parent.push_back(name);
   pending_whiteouts_.push_back(join_path(parent));
   return true;
@@ -226,11 +293,21 @@ std::shared_ptr<FileContent> LayerMerger::write_data(archive* tar, const Entry& 
   size_t size = 0;
   la_int64_t offset = 0;
   int64_t written = 0;
+  // Bytes this file may still have, holes included, before the image's limit.
+  const uint64_t room = limits_.max_bytes > stats_.bytes ? limits_.max_bytes - stats_.bytes : 0;
   while (true) {
     int rc = archive_read_data_block(tar, &block, &size, &offset);
     if (rc == ARCHIVE_EOF) break;
     if (rc < ARCHIVE_WARN)
       bad_layer(layer_name_, "reading '" + e.path + "': " + archive_error_string(tar));
+    if (offset < written || static_cast<uint64_t>(offset) + size > room) {
+      if (offset < written)
+        bad_layer(layer_name_, "'" + e.path + "' has overlapping sparse data blocks");
+      over_limit(layer_name_,
+                 "the image unpacks to more than " + bytes_text(limits_.max_bytes) +
+                     " of file data (at '" + e.path + "')",
+                 "IMPORT_MAX_SIZE");
+    }
     if (offset > written) {  // a sparse hole: write the zeros it stands for
       std::string zeros(static_cast<size_t>(std::min<int64_t>(offset - written, 1 << 20)), '\0');
       for (int64_t left = offset - written; left > 0; left -= static_cast<int64_t>(zeros.size())) {
@@ -250,6 +327,7 @@ std::shared_ptr<FileContent> LayerMerger::write_data(archive* tar, const Entry& 
 
 void LayerMerger::merge_entry(archive* tar, Entry& e) {
   if (e.parts.empty()) return;  // "./" itself: the root keeps default metadata
+  refuse_write_through_symlink(e);
   if (handle_whiteout(e)) return;
   std::string path = join_path(e.parts);
 
@@ -298,6 +376,8 @@ void LayerMerger::merge_entry(archive* tar, Entry& e) {
     ++stats_.hardlinks;
     const Node* target = find(split_layer_path(e.hardlink, layer_name_));
     bool same_layer = target && provenance_.count(target) && provenance_.at(target).layer == layer_;
+    if (same_layer && target->is_dir())
+      bad_layer(layer_name_, "hard link '" + e.path + "' to '" + e.hardlink + "', a folder");
     if (same_layer && target->type == NodeType::regular && target->content) {
       *node = Node{target->type,
                    target->mode,
@@ -412,7 +492,8 @@ void LayerMerger::finish() {
   const auto& [target, links] = *waiting_links_.begin();
   throw Error(Errc::corrupt,
               "hard link to '" + target + "' has no target in its layer or any layer below (" +
-                  std::to_string(waiting_links_.size()) + " such links)",
+                  std::to_string(waiting_links_.size()) +
+                  (waiting_links_.size() == 1 ? " such link)" : " such links)"),
               "the image is malformed; nothing was imported");
 }
 

@@ -36,6 +36,12 @@ Descriptor parse_descriptor(const json& j) {
     malformed("descriptor " + d.digest + " has no valid size");
   }
   d.size = size->get<int64_t>();
+  // No real blob comes near; the cap keeps sums of sizes far from overflow.
+  constexpr int64_t kMaxBlobSize = int64_t{1} << 46;
+  if (d.size > kMaxBlobSize) {
+    malformed("descriptor " + d.digest + " declares " + std::to_string(d.size) +
+              " bytes, more than any image blob (64 TiB)");
+  }
   if (auto p = j.find("platform"); p != j.end() && p->is_object()) {
     d.platform = Platform{string_field(*p, "os", false), string_field(*p, "architecture", false),
                           string_field(*p, "variant", false)};
@@ -122,6 +128,10 @@ static std::variant<ImageManifest, ImageIndex> parse_manifest_json(std::string_v
     if (!j.contains("config")) malformed("missing \"config\"");
     m.config = parse_descriptor(j["config"]);
     if (!j["layers"].is_array()) malformed("\"layers\" is not a list");
+    // Overlay stacks end near 500 layers, Docker's builds at 127.
+    constexpr size_t kMaxLayers = 1000;
+    if (j["layers"].size() > kMaxLayers)
+      malformed(std::to_string(j["layers"].size()) + " layers, more than any image has (1000)");
     for (const auto& d : j["layers"]) m.layers.push_back(parse_descriptor(d));
     return m;
   }

@@ -18,7 +18,8 @@ const std::vector<std::string>& known_keys() {
       "RUNTIME_PATH",        "CACHE_PATH", "DATA_PATH",       "CONFIG_PATH",
       "MOUNT_HOME",          "REMAP_ROOT", "ROOTFS_WRITABLE", "RESTRICT_DEV",
       "DRIVER_LIBRARY_DIRS", "HOST_ROOT",  "OVERLAY",         "SLURM_TMPFS",
-      "ALLOW_HTTP",          "CA_FILE",    "SYSTEM_CACHE"};
+      "ALLOW_HTTP",          "CA_FILE",    "SYSTEM_CACHE",    "IMPORT_MAX_SIZE",
+      "IMPORT_MAX_ENTRIES"};
   return keys;
 }
 
@@ -29,7 +30,7 @@ bool is_enroot_alias(const std::string& key) {
   if (std::find(keys.begin(), keys.end(), key) == keys.end()) return false;
   return key != "CACHE_PATH" && key != "DATA_PATH" && key != "DRIVER_LIBRARY_DIRS" &&
          key != "HOST_ROOT" && key != "OVERLAY" && key != "SLURM_TMPFS" && key != "CA_FILE" &&
-         key != "SYSTEM_CACHE";
+         key != "SYSTEM_CACHE" && !key.starts_with("IMPORT_MAX_");
 }
 
 std::string read_text(const fs::path& p) {
@@ -104,6 +105,31 @@ std::vector<std::string> split_list(const std::string& value, char separator) {
 
 }  // namespace
 
+uint64_t parse_size(const std::string& value, const std::string& what) {
+  static const std::string suffixes = "KMGTP";
+  size_t digits = 0;
+  while (digits < value.size() && std::isdigit(static_cast<unsigned char>(value[digits]))) ++digits;
+  std::string rest = value.substr(digits);
+  if (!rest.empty() && (rest.back() == 'B' || rest.back() == 'b')) rest.pop_back();
+  if (rest.ends_with('i')) rest.pop_back();
+  size_t shift = 0;
+  if (rest.size() == 1 &&
+      suffixes.find(static_cast<char>(std::toupper(rest[0]))) != std::string::npos) {
+    shift = 10 * (suffixes.find(static_cast<char>(std::toupper(rest[0]))) + 1);
+  } else if (!rest.empty()) {
+    digits = 0;  // refused below
+  }
+  uint64_t n = 0;
+  bool ok = digits > 0 && digits <= 19;
+  if (ok) n = std::stoull(value.substr(0, digits));
+  if (!ok || n == 0 || (shift && n > (UINT64_MAX >> shift))) {
+    throw Error(Errc::invalid_argument,
+                what + ": '" + value +
+                    "' is not a positive number (suffixes K, M, G, T, P: powers of 1024)");
+  }
+  return n << shift;
+}
+
 bool parse_bool(const std::string& value, const std::string& what) {
   std::string v = value;
   std::transform(v.begin(), v.end(), v.begin(),
@@ -157,6 +183,10 @@ void Settings::set(const std::string& key, const std::string& value, const std::
   } else if (key == "SYSTEM_CACHE") {
     system_caches.clear();
     for (const auto& dir : split_list(value, ':')) system_caches.emplace_back(dir);
+  } else if (key == "IMPORT_MAX_SIZE") {
+    import_limits.max_bytes = parse_size(value, what);
+  } else if (key == "IMPORT_MAX_ENTRIES") {
+    import_limits.max_entries = parse_size(value, what);
   } else if (key == "HOST_ROOT") {
     host_root = value.empty() ? "/" : value;
   } else {

@@ -162,6 +162,35 @@ TEST_F(SettingsTest, SystemCachesAreAColonListAndNoEnrootAlias) {
   EXPECT_EQ(load().system_caches, std::vector<fs::path>{"/from/env"});
 }
 
+TEST_F(SettingsTest, ImportLimitsHaveDefaultsAndTakeSizes) {
+  Settings d = load();
+  EXPECT_EQ(d.import_limits.max_bytes, uint64_t{256} << 30);
+  EXPECT_EQ(d.import_limits.max_entries, 10'000'000u);
+  write(sysconf / "deepops.conf", "IMPORT_MAX_SIZE 1TiB\nIMPORT_MAX_ENTRIES 20000000\n");
+  vars["ENROOT_IMPORT_MAX_SIZE"] = "1";  // not an Enroot key: ignored
+  Settings s = load();
+  EXPECT_EQ(s.import_limits.max_bytes, uint64_t{1} << 40);
+  EXPECT_EQ(s.import_limits.max_entries, 20'000'000u);
+  vars["DEEPOPS_IMPORT_MAX_SIZE"] = "64M";
+  EXPECT_EQ(load().import_limits.max_bytes, uint64_t{64} << 20);
+  vars["DEEPOPS_IMPORT_MAX_SIZE"] = "lots";
+  EXPECT_ERROR_MENTIONS(load(), "IMPORT_MAX_SIZE", "'lots'", "positive number");
+}
+
+TEST(ParseSize, SuffixesArePowersOf1024) {
+  EXPECT_EQ(parse_size("123", "x"), 123u);
+  EXPECT_EQ(parse_size("4k", "x"), 4096u);
+  EXPECT_EQ(parse_size("2G", "x"), uint64_t{2} << 30);
+  EXPECT_EQ(parse_size("3GB", "x"), uint64_t{3} << 30);
+  EXPECT_EQ(parse_size("1TiB", "x"), uint64_t{1} << 40);
+  EXPECT_EQ(parse_size("1P", "x"), uint64_t{1} << 50);
+  for (const char* bad :
+       {"", "0", "G", "-1", "1.5G", "12X", "1 G", "99999999999999999999", "16777216T"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_ERROR_MENTIONS(parse_size(bad, "KEY"), "KEY", "positive number");
+  }
+}
+
 TEST_F(SettingsTest, ConfDWithoutDeepopsConf) {
   write(sysconf / "conf.d/a.conf", "REMAP_ROOT 1\n");
   EXPECT_TRUE(load().remap_root);

@@ -35,6 +35,7 @@ struct ImportOptions {
   Platform platform = host_platform();
   SquashfsOptions squashfs;
   OwnerMapping owners = OwnerMapping::root;
+  MergeLimits limits;  // IMPORT_MAX_SIZE, IMPORT_MAX_ENTRIES
   unsigned parallel_downloads = 4;
   std::filesystem::path cache = ImageCache::default_root();
   // Admin-populated read-only caches, consulted before `cache`.

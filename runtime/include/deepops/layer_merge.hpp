@@ -29,6 +29,20 @@ struct MergeStats {
   uint64_t hardlinks = 0;
 };
 
+// Bounds on what one image may unpack to, against decompression bombs (a few
+// MB of gzip or zstd that inflate to terabytes, or a sparse file declaring a
+// petabyte of holes) and entry floods. Exceeding one is Error(corrupt) naming
+// the limit and the setting that raises it.
+struct MergeLimits {
+  uint64_t max_bytes = uint64_t{256} << 30;  // regular-file bytes, holes included
+  uint64_t max_entries = 10'000'000;         // tar entries, all layers
+};
+
+// Longest path and name an entry may have: Linux's PATH_MAX and NAME_MAX
+// (squashfs itself stores names of at most 256 bytes).
+constexpr size_t kMaxEntryPath = 4096;
+constexpr size_t kMaxEntryName = 255;
+
 // Merges image layers into one tree, top layer first, writing each file's
 // bytes to the squashfs writer as they stream out of the layer. Each layer is
 // read once; an entry an upper layer already provided, deleted (whiteout) or
@@ -36,10 +50,11 @@ struct MergeStats {
 // skipped without reading its data.
 //
 // Sanitising, so that an image cannot reach outside itself or carry
-// privilege: entries whose path leaves the root ("..") are an error; device
-// nodes are dropped; setuid/setgid bits are cleared; only user.* xattrs are
-// kept. Owners become root (0:0) unless asked to keep the image's, see
-// OwnerMapping.
+// privilege: entries whose path leaves the root ("..") are an error, and so
+// is an entry below a symlink of its own layer (extracting it would write
+// through the link); device nodes are dropped; setuid/setgid bits are
+// cleared; only user.* xattrs are kept. Owners become root (0:0) unless asked
+// to keep the image's, see OwnerMapping.
 enum class OwnerMapping {
   root,  // every entry 0:0: in an unprivileged container, root is the user
   keep,  // as in the image, for sites whose user namespaces map subuid ranges
@@ -47,7 +62,8 @@ enum class OwnerMapping {
 
 class LayerMerger {
  public:
-  explicit LayerMerger(SquashfsWriter& writer, OwnerMapping owners = OwnerMapping::root);
+  explicit LayerMerger(SquashfsWriter& writer, OwnerMapping owners = OwnerMapping::root,
+                       MergeLimits limits = {});
 
   using Archive = std::shared_ptr<struct archive>;
   using Opener = std::function<Archive()>;
@@ -76,6 +92,8 @@ class LayerMerger {
   void recover_lost_links(const Opener& open);
   bool handle_whiteout(const Entry& e);
   bool shadowed(const std::vector<std::string>& parts) const;
+  void refuse_write_through_symlink(const Entry& e) const;
+  void check_entry(const Entry& e) const;
   Node& parent_dir(const std::vector<std::string>& parts);
   Node* find(const std::vector<std::string>& parts) const;
   void place(Node& parent, const std::string& name, std::unique_ptr<Node> node);
@@ -86,6 +104,7 @@ class LayerMerger {
 
   SquashfsWriter& writer_;
   OwnerMapping owners_;
+  MergeLimits limits_;
   Node root_;
   MergeStats stats_;
   int layer_ = -1;

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "deepops/layer_merge.hpp"
 #include "deepops/mount_spec.hpp"
 #include "deepops/overlay_kind.hpp"
 
@@ -43,6 +44,8 @@ struct Settings {
   // Read-only image caches an admin filled (SYSTEM_CACHE, colon-separated),
   // looked in before the user's own: pre-staged images are never fetched.
   std::vector<std::filesystem::path> system_caches;
+  // IMPORT_MAX_SIZE, IMPORT_MAX_ENTRIES: what one image may unpack to.
+  MergeLimits import_limits;
 
   // Where each key's value came from ("default", "/etc/deepops/deepops.conf:3",
   // "environment (ENROOT_REMAP_ROOT)"), for `deepops-ctr config`.
@@ -59,6 +62,10 @@ struct Settings {
   // Applies one KEY=value (prefix stripped); throws on an unknown key or a bad value.
   void set(const std::string& key, const std::string& value, const std::string& origin);
 };
+
+// "123", "64M", "256G", "1TiB": K, M, G, T, P are powers of 1024. Throws
+// Error(invalid_argument) naming `what` on anything else, and on 0.
+uint64_t parse_size(const std::string& value, const std::string& what);
 
 // "1", "yes", "true", "y", "on" / "0", "no", "false", "n", "off".
 bool parse_bool(const std::string& value, const std::string& what);
