@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 BUILD=${BUILD_DIR:-$REPO/build}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
-FUZZ_TARGETS=(image_ref www_authenticate netrc manifest mount_spec environ container_options bench_inputs keeper_report) # each has tests/fuzz/corpus/<name> and a fuzz_<name> binary
+mapfile -t FUZZ_TARGETS < <(grep -v '^#' tests/fuzz/targets)
 JOBS=$(nproc)
 START=$SECONDS
 
@@ -48,18 +48,8 @@ cmake -S . -B "$BUILD-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDEEPOPS_SANITIZE
 cmake --build "$BUILD-asan" -j "$JOBS" --target unit_tests "${FUZZ_TARGETS[@]/#/replay_}"
 ctest --test-dir "$BUILD-asan" -L unit -j "$JOBS" --output-on-failure
 
-step "6/9 fuzzing: ${FUZZ_SECONDS}s per target (libFuzzer, clang, ASan+UBSan)"
-CC=clang CXX=clang++ cmake -S . -B "$BUILD-fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DDEEPOPS_FUZZ=ON -DDEEPOPS_SANITIZE=ON >/dev/null
-cmake --build "$BUILD-fuzz" -j "$JOBS" --target "${FUZZ_TARGETS[@]/#/fuzz_}"
-for target in "${FUZZ_TARGETS[@]}"; do
-  work=$(mktemp -d)
-  cp "tests/fuzz/corpus/$target"/* "$work/"
-  (cd "$work" && "$BUILD-fuzz/tests/fuzz_$target" -max_total_time="$FUZZ_SECONDS" -max_len=1024 \
-    -print_final_stats=0 . 2>&1 | tail -n 2) ||
-    { echo "fuzz_$target found a failing input; it is in $work (add it to tests/fuzz/corpus/$target)"; exit 1; }
-  rm -rf "$work"
-done
+step "6/9 fuzzing: ${FUZZ_SECONDS}s per target (tests/fuzz/run.sh: libFuzzer, clang, ASan+UBSan)"
+tests/fuzz/run.sh -t "$FUZZ_SECONDS" -b "$BUILD-fuzz"
 
 step "7/9 test images (tests/images/build.sh; cached between runs)"
 tests/images/build.sh
