@@ -14,6 +14,7 @@
 #include "deepops/error.hpp"
 #include "deepops/image_origin.hpp"
 #include "deepops/layer_merge.hpp"
+#include "deepops/layer_stream.hpp"
 
 namespace deepops {
 namespace fs = std::filesystem;
@@ -34,8 +35,7 @@ void unpack(const fs::path& file, const fs::path& dest) {
   archive_write_disk_set_options(out.get(),
                                  ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS);
   if (archive_read_open_filename(in.get(), file.c_str(), 1 << 20) != ARCHIVE_OK) {
-    throw Error(Errc::not_found,
-                "cannot read " + file.string() + ": " + archive_error_string(in.get()));
+    throw Error(Errc::not_found, "cannot read " + file.string() + ": " + archive_error(in.get()));
   }
   archive_entry* entry = nullptr;
   int rc;
@@ -50,22 +50,20 @@ void unpack(const fs::path& file, const fs::path& dest) {
     archive_entry_set_pathname(entry, path.c_str());
     archive_entry_set_perm(entry, type == AE_IFDIR ? 0700 : 0600);
     if (archive_write_header(out.get(), entry) != ARCHIVE_OK) {
-      bad_archive(file,
-                  std::string("unsafe or unwritable entry: ") + archive_error_string(out.get()));
+      bad_archive(file, std::string("unsafe or unwritable entry: ") + archive_error(out.get()));
     }
     const void* block;
     size_t size;
     la_int64_t offset;
     while ((rc = archive_read_data_block(in.get(), &block, &size, &offset)) == ARCHIVE_OK) {
       if (archive_write_data_block(out.get(), block, size, offset) != ARCHIVE_OK) {
-        bad_archive(file, std::string("cannot unpack: ") + archive_error_string(out.get()));
+        bad_archive(file, std::string("cannot unpack: ") + archive_error(out.get()));
       }
     }
-    if (rc != ARCHIVE_EOF)
-      bad_archive(file, std::string("truncated: ") + archive_error_string(in.get()));
+    if (rc != ARCHIVE_EOF) bad_archive(file, std::string("truncated: ") + archive_error(in.get()));
   }
   if (rc != ARCHIVE_EOF)
-    bad_archive(file, std::string("not a tar archive: ") + archive_error_string(in.get()));
+    bad_archive(file, std::string("not a tar archive: ") + archive_error(in.get()));
 }
 
 std::string read_text(const fs::path& p) {

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "deepops/error.hpp"
+#include "deepops/layer_stream.hpp"
 #include "deepops/squashfs_writer.hpp"
 
 namespace deepops {
@@ -108,8 +109,10 @@ void LayerMerger::read_entries(archive* tar, const std::function<bool(Entry&)>& 
     int rc = archive_read_next_header(tar, &raw);
     if (rc == ARCHIVE_EOF) return;
     if (rc < ARCHIVE_WARN)
-      bad_layer(layer_name_, std::string("unreadable tar: ") + archive_error_string(tar));
-    Entry e{raw, entry_path(raw), {}, node_type(archive_entry_filetype(raw)), {}};
+      bad_layer(layer_name_, std::string("unreadable tar: ") + archive_error(tar));
+    const char* path = entry_path(raw);
+    if (!path) bad_layer(layer_name_, "an entry has no name");
+    Entry e{raw, path, {}, node_type(archive_entry_filetype(raw)), {}};
     e.parts = split_layer_path(e.path, layer_name_);
     if (const char* link = archive_entry_hardlink(raw))
       e.hardlink = join_path(split_layer_path(link, layer_name_));
@@ -299,7 +302,7 @@ std::shared_ptr<FileContent> LayerMerger::write_data(archive* tar, const Entry& 
     int rc = archive_read_data_block(tar, &block, &size, &offset);
     if (rc == ARCHIVE_EOF) break;
     if (rc < ARCHIVE_WARN)
-      bad_layer(layer_name_, "reading '" + e.path + "': " + archive_error_string(tar));
+      bad_layer(layer_name_, "reading '" + e.path + "': " + archive_error(tar));
     if (offset < written || static_cast<uint64_t>(offset) + size > room) {
       if (offset < written)
         bad_layer(layer_name_, "'" + e.path + "' has overlapping sparse data blocks");

@@ -225,6 +225,11 @@ la_ssize_t read_callback(struct archive* a, void* client, const void** buffer) {
 
 }  // namespace
 
+std::string archive_error(struct archive* a) {
+  const char* text = archive_error_string(a);
+  return text ? text : "unknown error";
+}
+
 std::shared_ptr<struct archive> open_layer_tar(const std::filesystem::path& file,
                                                LayerCompression compression,
                                                const std::string& name) {
@@ -236,7 +241,7 @@ std::shared_ptr<struct archive> open_layer_tar(const std::filesystem::path& file
   archive_read_support_format_tar(a.get());
   archive_read_support_format_gnutar(a.get());
   if (archive_read_open(a.get(), stream.get(), nullptr, read_callback, nullptr) != ARCHIVE_OK) {
-    bad_data(name, std::string("not a tar archive: ") + archive_error_string(a.get()));
+    bad_data(name, std::string("not a tar archive: ") + archive_error(a.get()));
   }
   return a;
 }

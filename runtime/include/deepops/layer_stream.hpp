@@ -53,6 +53,10 @@ class LayerStream {
 
 // A libarchive tar reader over a LayerStream (the stream lives as long as
 // the reader). Throws Error(corrupt) if the layer cannot be opened.
+// libarchive's last error on `a`, or "unknown error": archive_error_string
+// returns NULL for some failures of crafted input.
+std::string archive_error(struct archive* a);
+
 std::shared_ptr<struct archive> open_layer_tar(const std::filesystem::path& file,
                                                LayerCompression compression,
                                                const std::string& name);
