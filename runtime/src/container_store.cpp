@@ -13,10 +13,46 @@
 #include <sstream>
 
 #include "deepops/error.hpp"
+#include "deepops/unique_fd.hpp"
 
 namespace deepops {
 namespace fs = std::filesystem;
 namespace {
+
+void write_all(int fd, const char* data, size_t size, const fs::path& path) {
+  while (size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw sys_error("cannot write " + path.string(), errno);
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+// With read and write, so that a full disk says ENOSPC: libstdc++'s
+// fs::copy_file reports sendfile's short write as EIO.
+void copy_bytes(const fs::path& from, const fs::path& to) {
+  UniqueFd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) throw sys_error("cannot read " + from.string(), errno);
+  UniqueFd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!out) throw sys_error("cannot create " + to.string(), errno);
+  std::string buf(1 << 20, '\0');
+  while (true) {
+    ssize_t n = ::read(in.get(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw sys_error("cannot read " + from.string(), errno);
+    if (n == 0) break;
+    write_all(out.get(), buf.data(), static_cast<size_t>(n), to);
+  }
+  if (::fsync(out.get()) != 0) throw sys_error("cannot write " + to.string(), errno);
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd) throw sys_error("cannot create " + path.string(), errno);
+  write_all(fd.get(), text.data(), text.size(), path);
+  if (::fsync(fd.get()) != 0) throw sys_error("cannot write " + path.string(), errno);
+}
 
 std::string now_utc() {
   auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -91,6 +127,24 @@ void ContainerStore::validate_name(const std::string& name) {
   }
 }
 
+// The new container's folder: upper/, work/, the image and container.json.
+void ContainerStore::fill(const fs::path& tmp, const fs::path& squashfs, const std::string& name,
+                          const std::string& image, const ImageConfig& config) const {
+  fs::create_directories(tmp / "upper");
+  fs::create_directories(tmp / "work");
+  std::error_code ec;
+  fs::create_hard_link(squashfs, tmp / "image.sqsh", ec);
+  if (ec) copy_bytes(squashfs, tmp / "image.sqsh");  // another filesystem than the cache
+  nlohmann::json j = {
+      {"name", name}, {"image", image}, {"created_at", now_utc()}, {"config", config.to_json()}};
+  write_text(tmp / "container.json", j.dump(2) + "\n");
+}
+
+std::string ContainerStore::space_hint(int err) const {
+  if (err != ENOSPC && err != EDQUOT) return {};
+  return "free space or inodes in " + root_.string() + ", or set DEEPOPS_DATA_PATH elsewhere";
+}
+
 NamedContainer ContainerStore::create(const std::string& name, const fs::path& squashfs,
                                       const std::string& image, const ImageConfig& config) {
   validate_name(name);
@@ -102,20 +156,23 @@ NamedContainer ContainerStore::create(const std::string& name, const fs::path& s
     throw Error(Errc::busy, "a container named '" + name + "' exists",
                 "remove it first (deepops-ctr remove " + name + "), or pick another name");
   }
-  fs::create_directories(tmp / "upper");
-  fs::create_directories(tmp / "work");
-  std::error_code ec;
-  fs::create_hard_link(squashfs, tmp / "image.sqsh", ec);
-  if (ec) fs::copy_file(squashfs, tmp / "image.sqsh");  // another filesystem than the cache
-  nlohmann::json j = {
-      {"name", name}, {"image", image}, {"created_at", now_utc()}, {"config", config.to_json()}};
-  std::ofstream(tmp / "container.json") << j.dump(2) << "\n";
-  if (rename(tmp.c_str(), dir.c_str()) != 0) {
-    int err = errno;
+  try {
+    fill(tmp, squashfs, name, image, config);
+    if (rename(tmp.c_str(), dir.c_str()) != 0)
+      throw sys_error("cannot create the container " + dir.string(), errno);
+  } catch (const fs::filesystem_error& e) {
     remove_tree(tmp);
-    throw sys_error("cannot create the container " + dir.string(), err);
+    throw sys_error("cannot create the container " + dir.string(), e.code().value(),
+                    space_hint(e.code().value()));
+  } catch (const Error& e) {
+    remove_tree(tmp);
+    if (e.code() != Errc::no_space) throw;
+    throw Error(Errc::no_space, e.what(), space_hint(ENOSPC));
   }
-  return *find(name);
+  auto made = find(name);
+  if (!made)
+    throw Error(Errc::internal, "the container " + dir.string() + " vanished as it was made");
+  return *made;
 }
 
 std::optional<NamedContainer> ContainerStore::find(const std::string& name) const {

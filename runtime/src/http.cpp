@@ -123,6 +123,21 @@ struct HttpClient::Impl {
   }
 };
 
+std::optional<std::chrono::seconds> parse_retry_after(const std::string& value,
+                                                      std::chrono::system_clock::time_point now) {
+  std::string v = trim(value);
+  if (v.empty()) return std::nullopt;
+  if (std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    // Over a day is as good as forever to a caller, which caps it anyway.
+    return std::chrono::seconds(v.size() > 6 ? 86400 : std::stol(v));
+  }
+  time_t when = curl_getdate(v.c_str(), nullptr);  // RFC 1123 and the older HTTP forms
+  if (when < 0) return std::nullopt;
+  auto wait =
+      std::chrono::ceil<std::chrono::seconds>(std::chrono::system_clock::from_time_t(when) - now);
+  return std::max(wait, std::chrono::seconds(0));
+}
+
 HttpClient::HttpClient(HttpOptions options) : impl_(std::make_unique<Impl>()) {
   init_curl_once();
   impl_->options = std::move(options);

@@ -79,9 +79,13 @@ OverlayMount::OverlayMount(const std::filesystem::path& lower, const std::filesy
     int err = errno;
     bool kernel_cannot = err == EPERM || err == EINVAL || err == ENODEV;
     if (kind == OverlayKind::kernel || !kernel_cannot || find_in_path(kFuseOverlayfs).empty()) {
-      throw sys_error("cannot mount the overlay over the image", err,
-                      "`deepops-ctr check` tests overlayfs in a user namespace (Linux >= 5.11); "
-                      "older kernels need fuse-overlayfs installed");
+      std::string hint =
+          err == ENOSPC || err == EDQUOT
+              ? "the writable layer's folder " + upper.parent_path().string() +
+                    " is out of space or inodes: free some there"
+              : "`deepops-ctr check` tests overlayfs in a user namespace (Linux >= 5.11); "
+                "older kernels need fuse-overlayfs installed";
+      throw sys_error("cannot mount the overlay over the image", err, hint);
     }
   }
   start_fuse_overlayfs(dirs, target);

@@ -44,14 +44,17 @@ std::string url_escape(const std::string& s) {
 
 bool retryable_status(long status) { return status == 429 || status >= 500; }
 
+// A rate-limiting or overloaded registry's Retry-After is honoured up to this.
+constexpr std::chrono::seconds kMaxRetryAfter{30};
+
 void backoff(const RegistryOptions& o, int attempt, const HttpResponse* r) {
-  auto wait = o.first_backoff * (1 << std::min(attempt, 6));
+  std::chrono::milliseconds wait = o.first_backoff * (1 << std::min(attempt, 6));
   if (r) {
-    // Honour Retry-After (seconds) from a rate-limiting registry, within reason.
-    std::string after = r->header("retry-after");
-    if (!after.empty() && std::all_of(after.begin(), after.end(), ::isdigit) && after.size() < 4) {
-      wait = std::max<std::chrono::milliseconds>(
-          wait, std::chrono::seconds(std::min(std::stoi(after), 30)));
+    // Retry-After, in seconds or as an HTTP-date; a longer one than the cap
+    // still waits the cap rather than falling back to the short backoff.
+    if (auto after =
+            parse_retry_after(r->header("retry-after"), std::chrono::system_clock::now())) {
+      wait = std::max<std::chrono::milliseconds>(wait, std::min(*after, kMaxRetryAfter));
     }
   }
   std::this_thread::sleep_for(wait);

@@ -10,12 +10,45 @@
 #include "deepops/credentials.hpp"
 #include "deepops/digest.hpp"
 #include "deepops/error.hpp"
+#include "deepops/http.hpp"
 #include "deepops/manifest.hpp"
 #include "deepops/mirrors.hpp"
 #include "deepops/www_authenticate.hpp"
 
 namespace deepops {
 namespace {
+
+TEST(RetryAfter, ReadsSeconds) {
+  auto now = std::chrono::system_clock::now();
+  EXPECT_EQ(parse_retry_after("120", now), std::chrono::seconds(120));
+  EXPECT_EQ(parse_retry_after(" 7 ", now), std::chrono::seconds(7));
+  EXPECT_EQ(parse_retry_after("0", now), std::chrono::seconds(0));
+  // Far too long is kept long (the caller caps it), not dropped.
+  EXPECT_EQ(parse_retry_after("3600", now), std::chrono::seconds(3600));
+  EXPECT_EQ(parse_retry_after("99999999999999", now), std::chrono::seconds(86400));
+}
+
+TEST(RetryAfter, ReadsHttpDates) {
+  // RFC 9110's example date is 784111777 seconds after the epoch.
+  auto now = std::chrono::system_clock::from_time_t(784111777 - 10);
+  EXPECT_EQ(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), std::chrono::seconds(10));
+  EXPECT_EQ(parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now), std::chrono::seconds(10));
+  EXPECT_EQ(parse_retry_after("Sun Nov  6 08:49:37 1994", now), std::chrono::seconds(10));
+  // Part of a second still to go counts as a whole one.
+  EXPECT_EQ(
+      parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now + std::chrono::milliseconds(9500)),
+      std::chrono::seconds(1));
+  // A date gone by: retry now.
+  EXPECT_EQ(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now + std::chrono::hours(1)),
+            std::chrono::seconds(0));
+}
+
+TEST(RetryAfter, RejectsWhatIsNeither) {
+  auto now = std::chrono::system_clock::now();
+  EXPECT_EQ(parse_retry_after("", now), std::nullopt);
+  EXPECT_EQ(parse_retry_after("   ", now), std::nullopt);
+  EXPECT_EQ(parse_retry_after("soon", now), std::nullopt);
+}
 
 TEST(WwwAuthenticate, ParsesDockerHubBearerChallenge) {
   auto c = parse_www_authenticate(
@@ -159,6 +192,34 @@ TEST(Manifest, RejectsMalformedDocumentsAsCorrupt) {
       FAIL() << body;
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), Errc::corrupt) << body << ": " << e.what();
+    }
+  }
+}
+
+// Sizes and counts no real image reaches: refused before any download, and
+// sums of sizes cannot overflow.
+TEST(Manifest, AbsurdSizesAndLayerCountsAreCorrupt) {
+  auto manifest = [](const std::string& layer_size, size_t layers) {
+    std::string list;
+    for (size_t i = 0; i < layers; ++i) {
+      list +=
+          std::string(i ? "," : "") + R"({"digest":")" + kD2 + R"(","size":)" + layer_size + "}";
+    }
+    return R"({"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":")" +
+           kD1 + R"(","size":1},"layers":[)" + list + "]}";
+  };
+  EXPECT_NO_THROW(parse_manifest(manifest("70368744177664", 1000), ""));  // 64 TiB, 1000 layers
+  for (const auto& [body, mentions] : std::vector<std::pair<std::string, std::string>>{
+           {manifest("70368744177665", 1), "more than any image blob"},
+           {manifest("1152921504606846976", 1), "declares 1152921504606846976 bytes"},
+           {manifest("18446744073709551615", 1), "no valid size"},
+           {manifest("1", 1001), "1001 layers"}}) {
+    try {
+      parse_manifest(body, "");
+      ADD_FAILURE() << mentions;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Errc::corrupt);
+      EXPECT_NE(std::string(e.what()).find(mentions), std::string::npos) << e.what();
     }
   }
 }

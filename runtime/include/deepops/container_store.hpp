@@ -61,6 +61,10 @@ class ContainerStore {
   RunLock lock_for_run(const NamedContainer& c) const;
 
  private:
+  void fill(const std::filesystem::path& tmp, const std::filesystem::path& squashfs,
+            const std::string& name, const std::string& image, const ImageConfig& config) const;
+  std::string space_hint(int err) const;
+
   std::filesystem::path root_;
 };
 

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,12 @@ struct HttpResponse {
 
   std::string header(const std::string& lowercase_name) const;
 };
+
+// The wait a Retry-After header value asks for (RFC 9110 10.2.3): a number
+// of seconds, or an HTTP-date (a date in the past: zero). nullopt when the
+// value is empty or neither.
+std::optional<std::chrono::seconds> parse_retry_after(const std::string& value,
+                                                      std::chrono::system_clock::time_point now);
 
 // Receives a 2xx body's bytes as they arrive, with the status (200 or 206
 // matters when resuming). Returning false aborts the transfer; an exception
