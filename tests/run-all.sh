@@ -4,7 +4,8 @@
 #
 # Phases: dependencies, static checks, build, unit tests, unit tests under
 # ASan+UBSan, a short libFuzzer run, test images, integration tests (real
-# Slurm and registries), and a check that the lab left nothing behind.
+# Slurm and registries), the runtime's and bench's integration tests again
+# under ASan+UBSan, and a check that the lab left nothing behind.
 #
 # Tests labelled slow (the 2 GB benchmark image) are left out; run them with
 #   ctest --test-dir build -L slow
@@ -16,6 +17,8 @@ REPO=$PWD
 BUILD=${BUILD_DIR:-$REPO/build}
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 mapfile -t FUZZ_TARGETS < <(grep -v '^#' tests/fuzz/targets)
+# The integration tests whose programs the sanitizer build runs again (phase 9).
+SANITIZED_TESTS='^(import\.|start\.|runtime\.|bench\.cpu)'
 JOBS=$(nproc)
 START=$SECONDS
 
@@ -26,38 +29,56 @@ step() { CURRENT=$1; phase "$1"; }
 
 [[ $(id -u) -eq 0 ]] || { echo "run-all: run as root (it installs packages and starts the test lab)" >&2; exit 1; }
 
-step "1/9 dependencies (packaging/install-deps.sh)"
+step "1/10 dependencies (packaging/install-deps.sh)"
 packaging/install-deps.sh
 
-step "2/9 static checks: clang-format, shellcheck"
+step "2/10 static checks: clang-format, shellcheck"
 mapfile -t cxx < <(git ls-files '*.cpp' '*.hpp' '*.c' '*.h')
 clang-format --dry-run --Werror "${cxx[@]}"
 mapfile -t scripts < <(git ls-files '*.sh' '*.sbatch' tests/lab/lab .ci/run)
 shellcheck -x "${scripts[@]}"
 echo "format and shell checks clean (${#cxx[@]} C/C++ files, ${#scripts[@]} scripts)"
 
-step "3/9 build (-Wall -Wextra -Werror)"
+step "3/10 build (-Wall -Wextra -Werror)"
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" -j "$JOBS"
 
-step "4/9 unit tests"
+step "4/10 unit tests"
 ctest --test-dir "$BUILD" -L unit -j "$JOBS" --output-on-failure
 
-step "5/9 unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+step "5/10 unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B "$BUILD-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDEEPOPS_SANITIZE=ON >/dev/null
 cmake --build "$BUILD-asan" -j "$JOBS" --target unit_tests "${FUZZ_TARGETS[@]/#/replay_}"
 ctest --test-dir "$BUILD-asan" -L unit -j "$JOBS" --output-on-failure
 
-step "6/9 fuzzing: ${FUZZ_SECONDS}s per target (tests/fuzz/run.sh: libFuzzer, clang, ASan+UBSan)"
+step "6/10 fuzzing: ${FUZZ_SECONDS}s per target (tests/fuzz/run.sh: libFuzzer, clang, ASan+UBSan)"
 tests/fuzz/run.sh -t "$FUZZ_SECONDS" -b "$BUILD-fuzz"
 
-step "7/9 test images (tests/images/build.sh; cached between runs)"
+step "7/10 test images (tests/images/build.sh; cached between runs)"
 tests/images/build.sh
 
-step "8/9 integration tests (real Slurm, registries; the lab starts and stops as ctest fixtures)"
+step "8/10 integration tests (real Slurm, registries; the lab starts and stops as ctest fixtures)"
 ctest --test-dir "$BUILD" -L integration -LE slow --output-on-failure
 
-step "9/9 leak check: no lab process, mount or network namespace left"
+step "9/10 integration tests of deepops-ctr and deepops-bench under ASan+UBSan (LeakSanitizer on)"
+# The sanitizer build's binaries run the same tests (ctest in $BUILD-asan). Every
+# report, from any process of the tests (the lab user's too: the lab passes
+# these settings on), lands in one folder, which must stay empty.
+cmake --build "$BUILD-asan" -j "$JOBS" --target deepops-ctr deepops-ctr-import deepops-bench mpi_hello
+SANITIZER_LOGS=$(mktemp -d /tmp/sanitizer-logs.XXXXXX)
+chmod 1777 "$SANITIZER_LOGS"
+ASAN_OPTIONS="log_path=$SANITIZER_LOGS/asan:detect_leaks=1" \
+  UBSAN_OPTIONS="log_path=$SANITIZER_LOGS/ubsan:print_stacktrace=1" \
+  ctest --test-dir "$BUILD-asan" -L integration -R "$SANITIZED_TESTS" --output-on-failure
+if [[ -n $(ls -A "$SANITIZER_LOGS") ]]; then
+  head -n 60 "$SANITIZER_LOGS"/*
+  echo "sanitizer reports above (all in $SANITIZER_LOGS)" >&2
+  false
+fi
+rm -rf "$SANITIZER_LOGS"
+echo "no sanitizer report"
+
+step "10/10 leak check: no lab process, mount or network namespace left"
 tests/lab/lab verify-clean
 echo "ip netns: $(ip netns list | grep -c '^dlab-' || true) lab namespaces"
 

@@ -12,7 +12,9 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 
 extern "C" {  // squashfuse's headers are plain C
@@ -100,6 +102,13 @@ SquashfsMount::SquashfsMount(const std::filesystem::path& image,
                 "the file may be truncated; import the image again");
   }
   UniqueFd image_fd(ll->fs.fd);  // the server keeps its own copy
+  // The server child inherits its own copy of `ll`; this process frees its
+  // one (the file descriptor stays image_fd's to close).
+  std::unique_ptr<sqfs_ll, void (*)(sqfs_ll*)> ll_copy(ll, [](sqfs_ll* p) {
+    p->fs.fd = -1;
+    sqfs_ll_destroy(p);
+    std::free(p);
+  });
   UniqueFd fuse = mount_fuse(mountpoint, "fuse.squashfuse", MS_NOSUID | MS_NODEV | MS_RDONLY);
   pid_t parent = getpid();
   server_ = fork();

@@ -9,8 +9,8 @@
 set -euo pipefail
 CTR=$1
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-# shellcheck disable=SC1091
-source /var/lib/deepops-lab/main/env
+# shellcheck disable=SC1090,SC1091
+source "/var/lib/deepops-lab/${DEEPOPS_TEST_LAB:-main}/env"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export DEEPOPS_CACHE_PATH=$work/cache HOME=$work/home
