@@ -4,6 +4,8 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -157,6 +159,46 @@ void set_task_env(spank_t sp, const KeeperReport& r) {
   }
 }
 
+// Whether slurmctld says that the step was cancelled or its job ended: not
+// running (or suspended), completing, or gone. When slurmctld cannot be asked, it was not.
+bool step_cancelled(uint32_t job_id, uint32_t step_id) {
+  job_info_msg_t* jobs = nullptr;
+  if (slurm_load_job(&jobs, job_id, SHOW_ALL) != SLURM_SUCCESS) {
+    return slurm_get_errno() == ESLURM_INVALID_JOB_ID;
+  }
+  bool cancelled = false;
+  for (uint32_t i = 0; i < jobs->record_count; ++i) {
+    const slurm_job_info_t& j = jobs->job_array[i];
+    if (j.job_id != job_id) continue;
+    const uint32_t base = j.job_state & JOB_STATE_BASE;  // pending again: requeued
+    cancelled = base == JOB_PENDING || base > JOB_SUSPENDED || (j.job_state & JOB_COMPLETING);
+  }
+  slurm_free_job_info_msg(jobs);
+  if (cancelled || step_id == SLURM_BATCH_SCRIPT) return cancelled;
+  // scancel JOB.STEP, or srun interrupted inside an allocation: the job runs on.
+  job_step_info_response_msg_t* steps = nullptr;
+  if (slurm_get_job_steps(0, job_id, step_id, &steps, SHOW_ALL) != SLURM_SUCCESS) return false;
+  cancelled = true;
+  for (uint32_t i = 0; i < steps->job_step_count; ++i) {
+    const job_step_info_t& st = steps->job_steps[i];
+    if (st.step_id.job_id != job_id || st.step_id.step_id != step_id) continue;
+    cancelled = (st.state & JOB_STATE_BASE) > JOB_SUSPENDED;
+  }
+  slurm_free_job_step_info_response_msg(steps);
+  return cancelled;
+}
+
+// How often a node asks slurmctld while its start waits: every 5 s for up
+// to 64 nodes, then less often, so that a job of any size costs slurmctld at
+// most about 13 job and step queries a second (capped at a minute).
+std::chrono::milliseconds cancel_check_interval(uint32_t nodes) {
+  constexpr uint32_t kNodesPerInterval = 64;
+  const uint32_t intervals =
+      std::max<uint32_t>(1, (nodes + kNodesPerInterval - 1) / kNodesPerInterval);
+  return std::min<std::chrono::milliseconds>(std::chrono::seconds(5) * intervals,
+                                             std::chrono::seconds(60));
+}
+
 }  // namespace
 
 extern "C" {
@@ -227,9 +269,20 @@ DEEPOPS_EXPORT int slurm_spank_user_init(spank_t sp, int, char**) {
   g.step = gather_step(sp);
   // slurm_spank_log reaches srun's terminal: a long import is not a hang.
   const std::string node = g.step.node;
-  g.report = start_step_container(g.request, g.config, g.step, [&node](const std::string& line) {
-    slurm_spank_log("deepops: %s: %s", node.c_str(), line.c_str());
-  });
+  uint32_t job = 0;
+  spank_get_item(sp, S_JOB_ID, &job);
+  // Slurm acts on a cancel only once user_init returns: slurmctld is asked.
+  uint32_t nodes = 1;
+  spank_get_item(sp, S_JOB_NNODES, &nodes);
+  StartWatch watch;
+  watch.cancelled = [job, step] { return step_cancelled(job, step); };
+  watch.every = cancel_check_interval(nodes);
+  g.report = start_step_container(
+      g.request, g.config, g.step,
+      [&node](const std::string& line) {
+        slurm_spank_log("deepops: %s: %s", node.c_str(), line.c_str());
+      },
+      watch);
   if (!g.report->ok)
     slurm_info("deepops: step %s.%s: %s", g.step.job_id.c_str(), g.step.step_id.c_str(),
                g.report->error.c_str());

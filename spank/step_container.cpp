@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -91,12 +92,28 @@ json error_json(const Error& e) {
   return {{"ok", false}, {"error", e.describe()}, {"code", to_string(e.code())}};
 }
 
+// ------------------------------------------------------- the keeper's stop
+
+// slurmstepd sends SIGTERM to the keeper's process group when the job is
+// cancelled before the container is ready: the import and the hooks die of
+// it, and the keeper, which only notes it, cleans up after them and exits.
+volatile sig_atomic_t g_stop_requested = 0;
+
+void note_stop(int) { g_stop_requested = 1; }
+
+void throw_if_stopped() {
+  if (g_stop_requested) throw Error(Errc::internal, "the start was stopped: the job was cancelled");
+}
+
 // Runs `body` in a forked child (as the job's user, when `as` is set) and
 // returns what it returned; an Error it throws comes back as an Error. Used
 // for work that must not run in slurmstepd itself: it is multithreaded and
 // root, and imports start threads of their own.
+// `before_reap`, when set, is called with the child's pid once it is dead
+// and before it is reaped (the pid is still its own).
 std::string run_in_child(const std::optional<UserIdentity>& as,
-                         const std::function<std::string()>& body) {
+                         const std::function<std::string()>& body,
+                         const std::function<void(pid_t)>& before_reap = {}) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw sys_error("pipe", errno);
   UniqueFd r(fds[0]), w(fds[1]);
@@ -118,6 +135,12 @@ std::string run_in_child(const std::optional<UserIdentity>& as,
   }
   w.reset();
   std::string text = read_all(r.get());
+  if (before_reap) {
+    siginfo_t info{};
+    while (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+    }
+    before_reap(pid);
+  }
   int status = wait_child(pid);
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
@@ -188,24 +211,49 @@ class ProgressLines {
 
 StepImage import_in_child(const RegistryImage& ref, const Settings& settings, int progress_fd) {
   auto started = std::chrono::steady_clock::now();
-  std::string value = run_in_child(std::nullopt, [&] {
-    ImportOptions o;
-    o.cache = settings.cache_path;
-    o.system_caches = settings.system_caches;
-    o.limits = settings.import_limits;
-    o.registry.allow_http = settings.allow_http;
-    o.registry.http.ca_file = settings.ca_file;
-    o.mirrors = MirrorConfig::load(MirrorConfig::default_path());
-    ProgressLines lines(progress_fd);
-    o.progress = [&lines](const ImportProgress& p) { lines(p); };
-    ImportResult r = import_image(ref, o);
-    return json{{"digest", r.image.manifest_digest},
-                {"squashfs", r.image.squashfs.string()},
-                {"cached", r.from_cache},
-                {"size", r.image.size},
-                {"config", r.image.config.to_json()}}
-        .dump();
-  });
+  // The import runs in a child that dies of the keeper's SIGTERM (and may be
+  // SIGKILLed): its scratch folder in the cache (tmp/<digest>.<pid>) is then
+  // removed here, while the dead child still holds its pid.
+  auto remove_scratch = [&settings](pid_t child) {
+    std::error_code ec;
+    const std::string suffix = "." + std::to_string(child);
+    for (const auto& e : fs::directory_iterator(settings.cache_path / "tmp", ec)) {
+      if (e.path().filename().string().ends_with(suffix)) fs::remove_all(e.path(), ec);
+    }
+  };
+  // SIGTERM stays blocked from before the fork until the child's default is
+  // back: none is lost to the keeper's handler in the child.
+  sigset_t term, old_mask;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  sigprocmask(SIG_BLOCK, &term, &old_mask);
+  struct Restore {
+    const sigset_t& mask;
+    ~Restore() { sigprocmask(SIG_SETMASK, &mask, nullptr); }
+  } restore{old_mask};
+  std::string value = run_in_child(
+      std::nullopt,
+      [&] {
+        signal(SIGTERM, SIG_DFL);
+        sigprocmask(SIG_UNBLOCK, &term, nullptr);
+        ImportOptions o;
+        o.cache = settings.cache_path;
+        o.system_caches = settings.system_caches;
+        o.limits = settings.import_limits;
+        o.registry.allow_http = settings.allow_http;
+        o.registry.http.ca_file = settings.ca_file;
+        o.mirrors = MirrorConfig::load(MirrorConfig::default_path());
+        ProgressLines lines(progress_fd);
+        o.progress = [&lines](const ImportProgress& p) { lines(p); };
+        ImportResult r = import_image(ref, o);
+        return json{{"digest", r.image.manifest_digest},
+                    {"squashfs", r.image.squashfs.string()},
+                    {"cached", r.from_cache},
+                    {"size", r.image.size},
+                    {"config", r.image.config.to_json()}}
+            .dump();
+      },
+      remove_scratch);
   json j = json::parse(value);
   StepImage out{j["squashfs"].get<std::string>(), ImageConfig::from_json(j["config"]),
                 ref.canonical(), ""};
@@ -240,6 +288,7 @@ StepImage import_or_cached(const RegistryImage& ref, const Settings& settings, i
   try {
     return import_in_child(ref, settings, progress_fd);
   } catch (const Error& e) {
+    throw_if_stopped();
     if (auto cached = cached_fallback(ref, settings, e)) return *cached;
     throw;
   }
@@ -346,12 +395,20 @@ void isolate_keeper(int& report_fd) {
   sigprocmask(SIG_SETMASK, &none, nullptr);
   for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // Its own process group (slurmstepd sets it too, before any signal): what
+  // slurmstepd stops when the job is cancelled during the start.
+  setpgid(0, 0);
+  struct sigaction stop {};
+  stop.sa_handler = note_stop;
+  sigemptyset(&stop.sa_mask);
+  sigaction(SIGTERM, &stop, nullptr);  // exec resets it: hooks die of SIGTERM
 }
 
 std::optional<NamedContainer> wait_for_running(const ContainerStore& store,
                                                const std::string& name) {
   // Another step holds it and is starting it: wait (bounded) for its keeper.
   for (int i = 0; i < 1200; ++i) {
+    throw_if_stopped();
     auto c = store.find(name);
     if (c && c->keeper) return c;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -467,6 +524,7 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
       plan.spec.image = image.config;
       plan.spec.image_name = image.name;
     }
+    throw_if_stopped();
     apply_request(plan.spec, r, settings, config, step, plan.named.has_value());
     if (r.entrypoint.value_or(false) && !plan.spec.image.entrypoint.empty()) {
       // Once per node, before the tasks: what it prepares stays for them.
@@ -508,6 +566,13 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
     }
     const EnvMap before = step.job_env;
     plan.spec.on_ready = [&](const ReadyContainer& ready) {
+      // From here a SIGTERM waits for the hold (run_container), which stops
+      // the container on it; one that came before stops the start now.
+      sigset_t term;
+      sigemptyset(&term);
+      sigaddset(&term, SIGTERM);
+      sigprocmask(SIG_BLOCK, &term, nullptr);
+      throw_if_stopped();
       if (lock) lock->publish_keeper(getpid(), ready.remap_root);
       rep.ok = true;
       rep.keeper = getpid();
@@ -537,6 +602,36 @@ bool wait_bounded(pid_t pid, std::chrono::milliseconds limit) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return false;
+}
+
+// Whether the keeper has exited, without reaping it: as long as it is not
+// reaped, its pid (and so its process group's id) is no one else's.
+bool exited_unreaped(pid_t pid) {
+  siginfo_t info{};
+  if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) < 0) {
+    return errno == ECHILD;
+  }
+  return info.si_pid == pid;
+}
+
+// The job was cancelled while the keeper (slurmstepd's child, the leader of
+// its own process group) was starting: SIGTERM to the group, where the import
+// and the hooks die and the keeper cleans up after them; SIGKILL to what is
+// left of the group after 10 s, or once the keeper has exited; then the
+// keeper is reaped. The report pipe is drained meanwhile: a keeper blocked on
+// a full pipe could not exit.
+void stop_starting_keeper(pid_t keeper, int report_fd) {
+  killpg(keeper, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!exited_unreaped(keeper) && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{report_fd, POLLIN, 0};
+    char chunk[4096];
+    if (poll(&p, 1, 50) > 0 && read(report_fd, chunk, sizeof(chunk)) <= 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // closed: only wait
+    }
+  }
+  killpg(keeper, SIGKILL);
+  wait_child(keeper);
 }
 
 }  // namespace
@@ -570,6 +665,14 @@ std::string first_host(const std::string& nodelist) {
 }
 
 std::string read_report(int fd, const ProgressSink& progress) {
+  return *read_report_until(fd, progress, {}, std::chrono::milliseconds(0));
+}
+
+std::optional<std::string> read_report_until(int fd, const ProgressSink& progress,
+                                             const std::function<bool()>& cancelled,
+                                             std::chrono::milliseconds every) {
+  using Clock = std::chrono::steady_clock;
+  auto next_check = Clock::now() + every;
   std::string buffer, report;
   auto take = [&](const std::string& line) {
     json j = json::parse(line, nullptr, false);
@@ -581,6 +684,18 @@ std::string read_report(int fd, const ProgressSink& progress) {
   };
   char chunk[4096];
   for (;;) {
+    if (cancelled) {
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(next_check - Clock::now());
+      pollfd p{fd, POLLIN, 0};
+      int ready = left.count() > 0 ? poll(&p, 1, static_cast<int>(left.count())) : 0;
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready == 0) {
+        if (Clock::now() < next_check) continue;
+        if (cancelled()) return std::nullopt;
+        next_check = Clock::now() + every;
+        continue;
+      }
+    }
     ssize_t n = read(fd, chunk, sizeof(chunk));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
@@ -718,7 +833,8 @@ std::string stored_container_name(const std::string& name, bool job_scope,
 }
 
 KeeperReport start_step_container(const ContainerRequest& request, const PlugstackConfig& config,
-                                  const StepInfo& step, const ProgressSink& progress) {
+                                  const StepInfo& step, const ProgressSink& progress,
+                                  const StartWatch& watch) {
   KeeperReport failed;
   try {
     const UserIdentity& who = step.who;
@@ -733,7 +849,18 @@ KeeperReport start_step_container(const ContainerRequest& request, const Plugsta
       keeper_main(report_fd, request, config, step, who);
     }
     w.reset();
-    KeeperReport rep = KeeperReport::from_json(read_report(r.get(), progress));
+    setpgid(pid, pid);  // as the keeper does: a group of its own before any signal
+    auto text = read_report_until(r.get(), progress, watch.cancelled, watch.every);
+    if (!text) {
+      stop_starting_keeper(pid, r.get());
+      const std::string what = !request.image.empty() ? request.image
+                               : request.name         ? "container '" + request.name->name + "'"
+                                                      : "the container";
+      failed.error = "the job was cancelled while " + what +
+                     " was starting (its image importing, or hooks running): stopped";
+      return failed;
+    }
+    KeeperReport rep = KeeperReport::from_json(*text);
     // slurmstepd signals the keeper as root when the step ends: that is the
     // child it forked, whatever pid the report (written as the user) names.
     if (rep.ok && !rep.attached && rep.keeper != pid) {

@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -103,9 +104,27 @@ using ProgressSink = std::function<void(const std::string&)>;
 // report: reads `fd` to its end, hands each progress line to `progress`,
 // and returns the report's text.
 std::string read_report(int fd, const ProgressSink& progress);
+// The same, but while it waits asks `cancelled` every `every` (and never
+// more often): returns nullopt, without the rest of the pipe, once it says so.
+std::optional<std::string> read_report_until(int fd, const ProgressSink& progress,
+                                             const std::function<bool()>& cancelled,
+                                             std::chrono::milliseconds every);
 
+// Whether the step's job is still wanted: asked while the keeper imports and
+// starts (user_init), at most every StartWatch::every. Slurm does not tell
+// slurmstepd of a cancel before user_init returns (spank/README.md), so it is
+// slurmctld that is asked. Empty: never asked.
+struct StartWatch {
+  std::function<bool()> cancelled;
+  std::chrono::milliseconds every{5000};
+};
+
+// Once `watch` says that the job was cancelled, the keeper's process group
+// (the keeper, its import, its hooks) is stopped, SIGTERM then SIGKILL, and
+// the report says so: the import leaves no scratch and publishes nothing.
 KeeperReport start_step_container(const ContainerRequest& request, const PlugstackConfig& config,
-                                  const StepInfo& step, const ProgressSink& progress = {});
+                                  const StepInfo& step, const ProgressSink& progress = {},
+                                  const StartWatch& watch = {});
 
 // Stops the keeper (slurm_spank_exit), then writes --container-save as the
 // user. Returns the messages worth logging.

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
+
 #include "step_container.hpp"
 
 namespace deepops::spank {
@@ -166,6 +168,65 @@ TEST(KeeperPipe, NothingButEofIsNoReport) {
   close(fds[1]);
   EXPECT_FALSE(KeeperReport::from_json(read_report(fds[0], {})).ok);
   close(fds[0]);
+}
+
+// While the keeper starts, slurmstepd asks whether the job was cancelled, at
+// most every `every`, reading progress lines meanwhile.
+TEST(KeeperPipe, ACancelWhileWaitingEndsTheRead) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const std::string sent = "{\"progress\":\"importing x: 1/10 MB downloaded\"}\n";
+  ASSERT_EQ(write(fds[1], sent.data(), sent.size()), static_cast<ssize_t>(sent.size()));
+  std::vector<std::string> lines;
+  int asked = 0;
+  auto started = std::chrono::steady_clock::now();
+  auto report = read_report_until(
+      fds[0], [&](const std::string& l) { lines.push_back(l); }, [&] { return ++asked == 3; },
+      std::chrono::milliseconds(20));
+  auto took = std::chrono::steady_clock::now() - started;
+  close(fds[0]);
+  close(fds[1]);  // the keeper's end, still open: the read ended on the cancel
+  EXPECT_FALSE(report.has_value());
+  EXPECT_EQ(asked, 3);
+  EXPECT_GE(took, std::chrono::milliseconds(60));  // not more often than every 20 ms
+  EXPECT_EQ(lines, std::vector<std::string>{"importing x: 1/10 MB downloaded"});
+}
+
+TEST(KeeperPipe, AReportBeforeTheFirstCheckAsksNothing) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const std::string sent = "{\"progress\":\"p\"}\n{\"ok\": false}";
+  ASSERT_EQ(write(fds[1], sent.data(), sent.size()), static_cast<ssize_t>(sent.size()));
+  close(fds[1]);
+  int asked = 0;
+  auto report = read_report_until(
+      fds[0], {}, [&] { return ++asked > 0; }, std::chrono::seconds(30));
+  close(fds[0]);
+  ASSERT_TRUE(report.has_value());
+  EXPECT_EQ(*report, "{\"ok\": false}");
+  EXPECT_EQ(asked, 0);
+}
+
+TEST(KeeperPipe, NotCancelledReadsToTheReport) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  int asked = 0;
+  // The keeper's report comes after the second check.
+  auto report = read_report_until(
+      fds[0], {},
+      [&] {
+        if (++asked == 2) {
+          const std::string sent = "{\"ok\": true}";
+          EXPECT_EQ(write(fds[1], sent.data(), sent.size()), static_cast<ssize_t>(sent.size()));
+          close(fds[1]);
+        }
+        return false;
+      },
+      std::chrono::milliseconds(1));
+  close(fds[0]);
+  ASSERT_TRUE(report.has_value());
+  EXPECT_EQ(*report, "{\"ok\": true}");
+  EXPECT_GE(asked, 2);
 }
 
 }  // namespace
