@@ -110,6 +110,22 @@ std::string RegistryClient::authorization() {
   return auth_header_;
 }
 
+// The token service fails like the registry does (overload, rate limits,
+// resets): retried the same way before the answer counts.
+HttpResponse RegistryClient::get_token(HttpClient& http, const std::string& url,
+                                       const std::vector<std::string>& headers) const {
+  for (int attempt = 0;; ++attempt) {
+    try {
+      HttpResponse t = http.get(url, headers, nullptr, 1 << 20);
+      if (!retryable_status(t.status) || attempt + 1 >= options_.attempts) return t;
+      backoff(options_, attempt, &t);
+    } catch (const NetworkError& e) {
+      if (!e.transient() || attempt + 1 >= options_.attempts) throw;
+      backoff(options_, attempt, nullptr);
+    }
+  }
+}
+
 void RegistryClient::authenticate(HttpClient& http, const HttpResponse& r, bool retried) {
   std::lock_guard lock(auth_mutex_);
   if (!credential_loaded_) {
@@ -152,7 +168,7 @@ void RegistryClient::authenticate(HttpClient& http, const HttpResponse& r, bool 
                       "&scope=" + url_escape(scope);
     std::vector<std::string> headers;
     if (!basic.empty()) headers.push_back(basic);
-    HttpResponse t = http.get(url, headers, nullptr, 1 << 20);
+    HttpResponse t = get_token(http, url, headers);
     if (t.status == 401 || t.status == 403) {
       throw Error(
           Errc::auth,

@@ -131,6 +131,8 @@ expect delay 3 0 ".sqsh" --delay 2                 # latency alone is no error
 expect drip -1 0 ".sqsh" --rate 262144             # 1 MiB layer in ~4 s, 4 KiB chunks
 expect drip 1 0 ".sqsh" --rate 0 --drip-max 5      # a 5 s stall, within the 60 s stall timeout
 expect auth-loop -1 1 "requires credentials"
+expect token-5xx 2 0 ".sqsh"                       # the token service retried like the registry
+expect token-5xx -1 1 "answered 503 without a token"
 expect bad-manifest -1 1 "malformed manifest"
 
 # A full disk: a 4 MiB tmpfs as the cache, and a 110 MiB image.

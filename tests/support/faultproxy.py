@@ -22,6 +22,9 @@ of fault, the first COUNT times it applies (default: always):
                   --rate 0 stalls for --drip-max seconds after the headers
   auth-loop       answer every /v2/ request 401 with a Bearer challenge whose
                   token service hands out tokens that are never accepted
+  token-5xx       ask for a Bearer token (401 and a challenge, until a request
+                  carries the token); the token service answers --status
+                  (default 503) while the fault fires, then hands out the token
   bad-manifest    serve a manifest that is not valid JSON
 
 --retry-after SECONDS also adds a Retry-After header to http500/http5xx
@@ -54,7 +57,7 @@ import threading
 import time
 
 MODES = ["none", "blob-corrupt", "blob-truncate", "blob-reset", "reset", "drop", "http500", "http5xx",
-         "http429", "delay", "drip", "auth-loop", "bad-manifest"]
+         "http429", "delay", "drip", "auth-loop", "token-5xx", "bad-manifest"]
 
 
 class Faults:
@@ -126,6 +129,16 @@ def make_handler(args, faults, port):
             log(f"GET {path}")
             is_blob = "/blobs/sha256:" in path
             is_manifest = "/manifests/" in path
+            if args.fault == "token-5xx":
+                if path.startswith("/token"):
+                    if self.fired("token-5xx"):
+                        return self.send_plain(args.status, b'{"errors":[{"code":"UNAVAILABLE"}]}',
+                                               self.error_headers())
+                    return self.send_plain(200, b'{"token":"granted"}', [("Content-Type", "application/json")])
+                if path.startswith("/v2/") and self.headers.get("Authorization") != "Bearer granted":
+                    challenge = f'Bearer realm="http://127.0.0.1:{port}/token",service="faultproxy"'
+                    return self.send_plain(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}',
+                                           [("WWW-Authenticate", challenge)])
             if path.startswith("/token"):
                 return self.send_plain(200, b'{"token":"never-accepted"}', [("Content-Type", "application/json")])
             if path.startswith("/v2/") and self.fired("auth-loop"):

@@ -80,6 +80,8 @@ class RegistryClient {
                    const BodySink& sink, bool retry_network = true);
   std::string authorization();  // "" when none is known yet
   void authenticate(HttpClient& http, const HttpResponse& challenge_response, bool retried);
+  HttpResponse get_token(HttpClient& http, const std::string& url,
+                         const std::vector<std::string>& headers) const;
   [[noreturn]] void fail_http(const std::string& what, const HttpResponse& r) const;
   std::string describe() const;  // "registry/repository" for messages
 
