@@ -142,7 +142,8 @@ void ContainerStore::fill(const fs::path& tmp, const fs::path& squashfs, const s
 
 std::string ContainerStore::space_hint(int err) const {
   if (err != ENOSPC && err != EDQUOT) return {};
-  return "free space or inodes in " + root_.string() + ", or set DEEPOPS_DATA_PATH elsewhere";
+  return "free " + exhausted_resource(root_) + " in " + root_.string() +
+         ", or set DEEPOPS_DATA_PATH elsewhere";
 }
 
 NamedContainer ContainerStore::create(const std::string& name, const fs::path& squashfs,
@@ -161,13 +162,14 @@ NamedContainer ContainerStore::create(const std::string& name, const fs::path& s
     if (rename(tmp.c_str(), dir.c_str()) != 0)
       throw sys_error("cannot create the container " + dir.string(), errno);
   } catch (const fs::filesystem_error& e) {
+    std::string hint = space_hint(e.code().value());  // before the cleanup frees what ran out
     remove_tree(tmp);
-    throw sys_error("cannot create the container " + dir.string(), e.code().value(),
-                    space_hint(e.code().value()));
+    throw sys_error("cannot create the container " + dir.string(), e.code().value(), hint);
   } catch (const Error& e) {
+    std::string hint = e.code() == Errc::no_space ? space_hint(ENOSPC) : "";
     remove_tree(tmp);
     if (e.code() != Errc::no_space) throw;
-    throw Error(Errc::no_space, e.what(), space_hint(ENOSPC));
+    throw Error(Errc::no_space, e.what(), hint);
   }
   auto made = find(name);
   if (!made)

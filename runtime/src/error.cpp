@@ -1,5 +1,7 @@
 #include "deepops/error.hpp"
 
+#include <sys/statvfs.h>
+
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -55,6 +57,15 @@ Errc errc_from_errno(int err) noexcept {
 
 Error sys_error(const std::string& what, int err, std::string hint) {
   return Error(errc_from_errno(err), what + ": " + std::strerror(err), std::move(hint));
+}
+
+std::string exhausted_resource(const std::filesystem::path& path) {
+  struct statvfs fs_info {};
+  std::filesystem::path probe = path;
+  while (::statvfs(probe.c_str(), &fs_info) != 0 && probe.has_relative_path()) {
+    probe = probe.parent_path();  // the file itself may not exist
+  }
+  return fs_info.f_files > 0 && fs_info.f_favail == 0 ? "inodes" : "space";
 }
 
 Error::Error(Errc code, const std::string& message, std::string hint)

@@ -31,7 +31,8 @@ std::string hex_of(const std::string& digest) {
               : err == EACCES || err == EPERM || err == EROFS ? Errc::permission_denied
                                                               : Errc::internal;
   std::string hint = code == Errc::no_space
-                         ? "free space in " + path.parent_path().string() +
+                         ? "free " + exhausted_resource(path.parent_path()) + " in " +
+                               path.parent_path().string() +
                                ", run `deepops-ctr gc`, or set DEEPOPS_CACHE_PATH elsewhere"
                          : "";
   throw Error(code, what + " " + path.string() + ": " + std::strerror(err), hint);

@@ -49,8 +49,9 @@ class SpoolFile : public BlobSink {
     throw Error(err == ENOSPC || err == EDQUOT ? Errc::no_space : Errc::internal,
                 "cannot write " + path_.string() + ": " + std::strerror(err),
                 err == ENOSPC || err == EDQUOT
-                    ? "free space in the cache folder, run `deepops-ctr gc`, or set "
-                      "DEEPOPS_CACHE_PATH elsewhere"
+                    ? "free " + exhausted_resource(path_) +
+                          " in the cache folder, run `deepops-ctr gc`, or set DEEPOPS_CACHE_PATH "
+                          "elsewhere"
                     : "");
   }
   fs::path path_;

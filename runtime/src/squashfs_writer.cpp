@@ -311,9 +311,9 @@ Error io_error(int err, const std::string& prefix, const std::filesystem::path& 
   switch (err) {
     case ENOSPC:
     case EDQUOT:
-      return Error(
-          Errc::no_space, message,
-          "free space on the file system of " + folder + " or choose another cache folder");
+      return Error(Errc::no_space, message,
+                   "free " + exhausted_resource(folder) + " on the file system of " + folder +
+                       " or choose another cache folder");
     case EFBIG:
       return Error(Errc::no_space, message,
                    "the image outgrew the file size limit (ulimit -f): raise it");

@@ -164,7 +164,9 @@ for inodes in 4 5 6 8; do
     >/dev/null 2>"$work/err" || rc=$?
   scratch=$({ find "$DEEPOPS_CACHE_PATH/tmp" -mindepth 1 2>/dev/null || true; } | wc -l)
   images=$(find "$work/small" -name '*.sqsh*' | wc -l)
+  # The hint must say inodes, not space: ENOSPC says neither.
   if [[ $rc -ne 0 ]] && grep -q "^deepops-ctr: error: .*$DEEPOPS_CACHE_PATH.*No space left on device" "$work/err" &&
+    grep -q "hint: free inodes" "$work/err" &&
     [[ $("$CTR" list --json) == "[]" && $scratch -eq 0 && $images -eq 0 ]]; then
     echo "PASS out of inodes ($inodes): $(grep error "$work/err" | head -c 160)"
   else

@@ -151,6 +151,9 @@ unmount_small data
 mount_small data "size=16m,nr_inodes=4"
 run_case "data folder out of inodes: create fails with ENOSPC" nonzero "^deepops-ctr: error: .*No space left on device" \
   create --name few "$IMG" || true
+if grep -q "free inodes in" "$work/stderr"; then pass "data folder out of inodes: the hint says inodes"; else
+  fail "data folder out of inodes: the hint does not say inodes: $(cat "$work/stderr")"
+fi
 left=$(find "$DATA" -mindepth 1 -not -path "$DATA/containers" | head -5 | tr '\n' ' ')
 if [[ -z $left ]]; then pass "data folder out of inodes: nothing left in it"; else
   fail "data folder out of inodes: a failed create left: $left"

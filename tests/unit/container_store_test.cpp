@@ -59,5 +59,14 @@ TEST_F(ContainerStoreTest, AKeeperOfAnotherMachineIsNotAPidHere) {
   EXPECT_TRUE(seen->running_elsewhere);
 }
 
+// ENOSPC names neither bytes nor inodes: the hint asks the file system. (The
+// inodes case needs a file system out of them: runtime.resources and
+// import.faults mount one.)
+TEST(ExhaustedResource, SpaceWhereInodesAreLeftAndForPathsNotMadeYet) {
+  fs::path dir = fs::temp_directory_path();
+  EXPECT_EQ(exhausted_resource(dir), "space");
+  EXPECT_EQ(exhausted_resource(dir / "not" / "made" / "yet"), "space");
+}
+
 }  // namespace
 }  // namespace deepops

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 
@@ -43,5 +44,9 @@ class Error : public std::runtime_error {
 
 // An Error for a failed system call: "<what>: <strerror(err)>".
 Error sys_error(const std::string& what, int err, std::string hint = {});
+
+// After ENOSPC: "inodes" when the file system holding `path` has no inode
+// left (many small files are the cause), else "space". ENOSPC says neither.
+std::string exhausted_resource(const std::filesystem::path& path);
 
 }  // namespace deepops
