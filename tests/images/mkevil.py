@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mkimage import MT_CONFIG, MT_GZIP, MT_INDEX, MT_MANIFEST, MT_ZSTD, Layer, canonical  # noqa: E402
@@ -99,7 +100,6 @@ def streamed_bomb(path, size, how):
                                 stdout=subprocess.PIPE)
         sink = proc.stdin
         chunks = []
-        import threading
         reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()))
         reader.start()
 

@@ -19,12 +19,8 @@ NAME=${DEEPOPS_TEST_LAB:-main}
 CACHE=/var/lib/deepops-ansible-test/system-cache
 work=$(mktemp -d)
 chmod 755 "$work"
-failures=0
-pass() { echo "PASS $*"; }
-fail() {
-  echo "FAIL $*"
-  failures=$((failures + 1))
-}
+# shellcheck source=tests/support/checks.sh
+source "$(dirname "$0")/../support/checks.sh"
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
   remove_everything "$LAB" "$NAME"

@@ -12,12 +12,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 LAB=$HERE/../lab/lab
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failures=0
-pass() { echo "PASS $*"; }
-fail() {
-  echo "FAIL $*"
-  failures=$((failures + 1))
-}
+# shellcheck source=tests/support/checks.sh
+source "$(dirname "$0")/../support/checks.sh"
 # rows FILE: the table's data rows.
 rows() { grep -E '^ +[0-9]+ +[0-9]+ ' "$1" || true; }
 # all_right FILE N: N rows, each with 0 wrong out of place and in place.

@@ -12,12 +12,8 @@ LAB=$HERE/../lab/lab
 NAME=${DEEPOPS_TEST_LAB:-net}
 work=$(mktemp -d)
 chmod 1777 "$work" # the lab user writes the JSON here
-failures=0
-pass() { echo "PASS $*"; }
-fail() {
-  echo "FAIL $*"
-  failures=$((failures + 1))
-}
+# shellcheck source=tests/support/checks.sh
+source "$(dirname "$0")/../support/checks.sh"
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
   "$LAB" throttle --name "$NAME" -- 3 off >/dev/null 2>&1 || true

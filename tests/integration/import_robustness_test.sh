@@ -17,12 +17,8 @@ trap 'rm -rf "$work"' EXIT
 export DEEPOPS_CACHE_PATH=$work/cache HOME=$work
 IMAGE=$DEEPOPS_LAB_REGISTRY/deepops/debian-openmpi
 LOG=$DEEPOPS_LAB/log/registry-plain.log
-failures=0
-pass() { echo "PASS $*"; }
-fail() {
-  echo "FAIL $*"
-  failures=$((failures + 1))
-}
+# shellcheck source=tests/support/checks.sh
+source "$(dirname "$0")/../support/checks.sh"
 import() { "$CTR" import -q --allow-http "$DEEPOPS_LAB_REGISTRY" "$IMAGE"; }
 
 # Every listed entry must be a readable squashfs of the size recorded.

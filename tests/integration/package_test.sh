@@ -18,12 +18,8 @@ source "$SRC/tests/support/package_fixture.sh"
 NAME=${DEEPOPS_TEST_LAB:-main}
 work=$(mktemp -d)
 chmod 755 "$work"
-failures=0
-pass() { echo "PASS $*"; }
-fail() {
-  echo "FAIL $*"
-  failures=$((failures + 1))
-}
+# shellcheck source=tests/support/checks.sh
+source "$(dirname "$0")/../support/checks.sh"
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
   remove_everything "$LAB" "$NAME"

@@ -52,12 +52,8 @@ mkdir -p "$work/cache" "$work/runtime" "$work/data" "$work/conf"
 chmod 0700 "$work/runtime"
 chown "$USER_NAME:" "$work/cache" "$work/runtime" "$work/data"
 
-failures=0
-pass() { echo "PASS $*"; }
-fail() {
-  echo "FAIL $*"
-  failures=$((failures + 1))
-}
+# shellcheck source=tests/support/checks.sh
+source "$(dirname "$0")/../support/checks.sh"
 
 # mount_small NAME OPTIONS: a tmpfs of the user's, mode 0700, at $work/NAME.
 mount_small() {

@@ -43,24 +43,10 @@ chown "$USER_NAME:" "$work/cache" "$work/data" "$work/out" "$work/marks"
 MARKS=$work/marks # bound at /marks in the containers: the tasks' signs of life
 bg_pids=()
 
-failures=0
-pass() { echo "PASS $*"; }
-fail() {
-  echo "FAIL $*"
-  failures=$((failures + 1))
-}
+# shellcheck source=tests/support/checks.sh
+source "$(dirname "$0")/../support/checks.sh"
 # as_user COMMAND...: in the lab's environment, as the test user, from $work.
 as_user() { "$LAB" run --name "$LAB_NAME" -- bash -c 'cd "$0" && exec "$@"' "$work" "$@"; }
-# wait_until TRIES COMMAND...: poll every 0.2 s, a bounded number of times.
-wait_until() {
-  local tries=$1 i
-  shift
-  for ((i = 0; i < tries; i++)); do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  return 1
-}
 
 # ---- the lab's state, restored by the trap
 node_states() { sinfo -h -N -o '%N %t' 2>/dev/null | sort -u; }
@@ -227,6 +213,23 @@ cancel() {
   fi
 }
 
+# cancel_promptly NAME WHAT NOTE: scancel step NAME's job, which must leave the
+# queue within 30 s and its srun end within 120 s.
+cancel_promptly() {
+  local name=$1 what=$2 note=$3 job cancelled_at
+  job=$(job_of "$name")
+  scancel "$job" || true
+  cancelled_at=$SECONDS
+  if wait_until 150 job_gone "$name"; then
+    pass "$what: the job leaves the queue in $((SECONDS - cancelled_at)) s$note"
+  else
+    fail "$what: job $job still in the queue 30 s after scancel ($(squeue -h -j "$job" -o '%t %R'))"
+  fi
+  if wait_until 600 step_ended "$name"; then pass "$what: srun ends (exit $(step_rc "$name"))"; else
+    fail "$what: srun still runs 120 s after scancel"
+  fi
+}
+
 # ---- 1. scancel during an import
 proxy_drips() { grep -q 'fault drip GET .*/blobs/sha256:' "$work/proxy.log"; }
 importing() { grep -q '^deepops: n1: importing .* MB downloaded' "$work/out/import.err"; }
@@ -236,17 +239,7 @@ if wait_until 300 proxy_drips && wait_until 300 importing && has_job import; the
   # returned: the plugin asks slurmctld every 5 s and stops the import. The
   # job must leave the queue well before the dripped import could end, and
   # the import must publish nothing.
-  job=$(job_of import)
-  scancel "$job" || true
-  cancelled_at=$SECONDS
-  if wait_until 150 job_gone import; then
-    pass "scancel during an import: the job leaves the queue in $((SECONDS - cancelled_at)) s"
-  else
-    fail "scancel during an import: job $job still in the queue 30 s after scancel ($(squeue -h -j "$job" -o '%t %R'))"
-  fi
-  if wait_until 600 step_ended import; then pass "scancel during an import: srun ends (exit $(step_rc import))"; else
-    fail "scancel during an import: srun still runs 120 s after scancel"
-  fi
+  cancel_promptly import "scancel during an import" ""
   published=$(as_user env DEEPOPS_CACHE_PATH="$work/cache/n1" "$CTR" list --json 2>&1 | tr -d ' \n')
   if [[ $published == "[]" ]]; then pass "scancel during an import: the stopped import published nothing"; else
     fail "scancel during an import: the cache of n1 has an image after the stopped import: $published"
@@ -270,20 +263,10 @@ chmod 0755 "$HOOK.tmp"
 mv "$HOOK.tmp" "$HOOK"
 start_step hook -w n1 --container-image="$IMG" sleep 300
 if wait_until 300 marked hook-started && has_job hook; then
-  job=$(job_of hook)
-  scancel "$job" || true
-  cancelled_at=$SECONDS
   # The hook still blocks (up to 100 s): the plugin must stop the start (the
   # hook dies of the keeper group's SIGTERM) and the job leave the queue
   # before the hook is released.
-  if wait_until 150 job_gone hook; then
-    pass "scancel during the start: the job leaves the queue in $((SECONDS - cancelled_at)) s, the hook never released"
-  else
-    fail "scancel during the start: job $job still in the queue 30 s after scancel ($(squeue -h -j "$job" -o '%t %R'))"
-  fi
-  if wait_until 600 step_ended hook; then pass "scancel during the start: srun ends (exit $(step_rc hook))"; else
-    fail "scancel during the start: srun still runs 120 s after scancel"
-  fi
+  cancel_promptly hook "scancel during the start" ", the hook never released"
 else
   fail "scancel during the start: the hook never ran ($(stderr_of hook))"
 fi

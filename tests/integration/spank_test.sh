@@ -37,12 +37,8 @@ trap cleanup EXIT
 mkdir -p "$work/data" "$work/cache" "$work/out"
 chown "$USER_NAME:" "$work" "$work/data" "$work/cache" "$work/out"
 
-failures=0
-pass() { echo "PASS $*"; }
-fail() {
-  echo "FAIL $*"
-  failures=$((failures + 1))
-}
+# shellcheck source=tests/support/checks.sh
+source "$(dirname "$0")/../support/checks.sh"
 # as_user COMMAND...: in the lab's environment, as the test user, from $work.
 as_user() { "$LAB" run --name "$LAB_NAME" -- bash -c 'cd "$0" && exec "$@"' "$work" "$@"; }
 # expect NAME WANT COMMAND...: stdout (trimmed) must equal WANT, and exit 0.
@@ -66,16 +62,6 @@ expect_fail() {
   fi
 }
 
-# wait_until TRIES COMMAND...: poll every 0.2 s, a bounded number of times.
-wait_until() {
-  local tries=$1 i
-  shift
-  for ((i = 0; i < tries; i++)); do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  return 1
-}
 # Each node gets its own cache and data folder, as on a cluster with local disks.
 "$LAB" plugin --name "$LAB_NAME" -- "$PLUGIN" >/dev/null
 cat >"$ETC/conf.d/test.conf" <<CONF

@@ -34,12 +34,8 @@ chmod 0700 "$work/runtime"
 mkdir -p "$work/data"
 chown "$USER_NAME:" "$work/cache" "$work/runtime" "$work/shared" "$work/data"
 
-failures=0
-pass() { echo "PASS $*"; }
-fail() {
-  echo "FAIL $*"
-  failures=$((failures + 1))
-}
+# shellcheck source=tests/support/checks.sh
+source "$(dirname "$0")/../support/checks.sh"
 # Runs deepops-ctr as the test user with a private cache, runtime folder and
 # settings folder; extra VAR=value words may come first.
 as_user() {
