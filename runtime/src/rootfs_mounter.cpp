@@ -175,7 +175,9 @@ void RootfsMounter::bind(const std::string& host_source, const std::string& targ
         "cannot mount " + host_source + " on " + target + ": one is a folder, the other not",
         "pick a target of the same kind");
   }
-  unsigned long mflags = MS_BIND | (recursive ? MS_REC : 0);
+  // glibc 2.42 and later declare the MS_ flags as an enum: no enum in ?:.
+  unsigned long mflags = MS_BIND;
+  if (recursive) mflags |= MS_REC;
   if (mount(fd_path(src.get()).c_str(), fd_path(dst.get()).c_str(), nullptr, mflags, nullptr) !=
       0) {
     throw sys_error("cannot bind " + host_source + " on " + target, errno);
@@ -212,7 +214,8 @@ void RootfsMounter::apply(const MountEntry& m) {
     } else if (m.bind) {
       bind(m.source, m.target, m.recursive, m.read_only, m.create, m.flags | MS_NOSUID);
     } else {
-      unsigned long flags = m.flags | MS_NOSUID | MS_NODEV | (m.read_only ? MS_RDONLY : 0);
+      unsigned long flags = m.flags | MS_NOSUID | MS_NODEV;
+      if (m.read_only) flags |= MS_RDONLY;
       mount_fs(m.type, m.source, m.target, flags, m.data, m.create);
     }
   } catch (const Error& e) {
