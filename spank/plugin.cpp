@@ -17,6 +17,7 @@
 #include "deepops/error.hpp"
 #include "deepops/hooks.hpp"
 #include "job_options.hpp"
+#include "slurm_compat.hpp"
 #include "step_container.hpp"
 
 extern "C" {
@@ -163,8 +164,8 @@ void set_task_env(spank_t sp, const KeeperReport& r) {
 // running (or suspended), completing, or gone. When slurmctld cannot be asked, it was not.
 bool step_cancelled(uint32_t job_id, uint32_t step_id) {
   job_info_msg_t* jobs = nullptr;
-  if (slurm_load_job(&jobs, job_id, SHOW_ALL) != SLURM_SUCCESS) {
-    return slurm_get_errno() == ESLURM_INVALID_JOB_ID;
+  if (slurm_compat::load_job(&jobs, job_id) != SLURM_SUCCESS) {
+    return slurm_compat::last_error() == ESLURM_INVALID_JOB_ID;
   }
   bool cancelled = false;
   for (uint32_t i = 0; i < jobs->record_count; ++i) {
@@ -177,7 +178,7 @@ bool step_cancelled(uint32_t job_id, uint32_t step_id) {
   if (cancelled || step_id == SLURM_BATCH_SCRIPT) return cancelled;
   // scancel JOB.STEP, or srun interrupted inside an allocation: the job runs on.
   job_step_info_response_msg_t* steps = nullptr;
-  if (slurm_get_job_steps(0, job_id, step_id, &steps, SHOW_ALL) != SLURM_SUCCESS) return false;
+  if (slurm_compat::load_job_step(&steps, job_id, step_id) != SLURM_SUCCESS) return false;
   cancelled = true;
   for (uint32_t i = 0; i < steps->job_step_count; ++i) {
     const job_step_info_t& st = steps->job_steps[i];
