@@ -45,13 +45,24 @@ std::string default_rendezvous(const LaunchInfo& where, const EnvGet& env,
   return first_host(nodes) + ":" + std::to_string(29500 + (job * 7 + step) % 2000);
 }
 
-std::string slurm_first_host(const std::string& hostlist) {
-  void* lib = nullptr;
-  for (const char* name :
-       {"libslurm.so", "libslurm.so.42", "libslurm.so.41", "libslurm.so.40", "libslurm.so.39",
-        "libslurm.so.38", "libslurm.so.37", "libslurm.so.36"}) {
-    if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL))) break;
+namespace {
+// libslurm of whichever Slurm release the node runs. Its soname grows with
+// each release (22.05: .so.38, 24.11: .so.42, 26.05: .so.45), and only
+// libslurm-dev brings the unversioned name, so the newest soname up to a
+// margin above the newest release known is tried first.
+void* open_libslurm() {
+  if (void* lib = dlopen("libslurm.so", RTLD_NOW | RTLD_LOCAL)) return lib;
+  constexpr int kNewest = 60, kOldest = 36;  // 36: Slurm 20.11
+  for (int so = kNewest; so >= kOldest; --so) {
+    const std::string name = "libslurm.so." + std::to_string(so);
+    if (void* lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL)) return lib;
   }
+  return nullptr;
+}
+}  // namespace
+
+std::string slurm_first_host(const std::string& hostlist) {
+  void* lib = open_libslurm();
   if (!lib) {
     throw SetupError("cannot load libslurm to find rank 0's node in '" + hostlist +
                      "': set MASTER_ADDR to it");
