@@ -11,6 +11,16 @@ source "$(dirname "$0")/common.sh"
 SYNTHETIC=(tiny layered zstd multiarch)
 names=("$@")
 [[ ${#names[@]} -gt 0 ]] || names=("${SYNTHETIC[@]}" debian-openmpi)
+
+# In a Slurm release root (tests/matrix/enter) the cache is the host's,
+# read-only, and the builders' tools are not installed: use what is there.
+if [[ -n ${DEEPOPS_IMAGES_READONLY:-} ]]; then
+  for name in "${names[@]}"; do
+    [[ -f $DEEPOPS_IMAGE_CACHE/$name/.built ]] ||
+      die "$name is not built in the read-only cache $DEEPOPS_IMAGE_CACHE: run tests/images/build.sh on the host"
+  done
+  exit 0
+fi
 mkdir -p "$DEEPOPS_IMAGE_CACHE"
 
 for name in "${names[@]}"; do
