@@ -5,7 +5,10 @@
 # Phases: dependencies, static checks, build, unit tests, unit tests under
 # ASan+UBSan, a short libFuzzer run, test images, integration tests (real
 # Slurm and registries), the runtime's and bench's integration tests again
-# under ASan+UBSan, and a check that the lab left nothing behind.
+# under ASan+UBSan, the release matrix (the acceptance on Slurm 24.11 and
+# 26.05 in their release roots, and the pass counts of all three supported
+# releases, 22.05 being this machine's), and a check that the lab left
+# nothing behind.
 #
 # Tests labelled slow (the 2 GB benchmark image) are left out; run them with
 #   ctest --test-dir build -L slow
@@ -29,38 +32,43 @@ step() { CURRENT=$1; phase "$1"; }
 
 [[ $(id -u) -eq 0 ]] || { echo "run-all: run as root (it installs packages and starts the test lab)" >&2; exit 1; }
 
-step "1/10 dependencies (packaging/install-deps.sh)"
+step "1/11 dependencies (packaging/install-deps.sh)"
 packaging/install-deps.sh
+# The release roots of phase 10 (debootstrap and apt: mostly network and
+# disk) are made or checked meanwhile, while this machine builds.
+ROOTS_LOG=$(mktemp /tmp/release-roots.XXXXXX)
+(tests/matrix/root 24.11 && tests/matrix/root 26.05) >"$ROOTS_LOG" 2>&1 &
+ROOTS_PID=$!
 
-step "2/10 static checks: clang-format, shellcheck"
+step "2/11 static checks: clang-format, shellcheck"
 mapfile -t cxx < <(git ls-files '*.cpp' '*.hpp' '*.c' '*.h')
 clang-format --dry-run --Werror "${cxx[@]}"
-mapfile -t scripts < <(git ls-files '*.sh' '*.sbatch' tests/lab/lab .ci/run)
+mapfile -t scripts < <(git ls-files '*.sh' '*.sbatch' tests/lab/lab .ci/run tests/matrix/run tests/matrix/root tests/matrix/enter tests/matrix/acceptance)
 shellcheck -x "${scripts[@]}"
 echo "format and shell checks clean (${#cxx[@]} C/C++ files, ${#scripts[@]} scripts)"
 
-step "3/10 build (-Wall -Wextra -Werror)"
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+step "3/11 build (Release, as packagers build; warnings as errors)"
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDEEPOPS_WERROR=ON >/dev/null
 cmake --build "$BUILD" -j "$JOBS"
 
-step "4/10 unit tests"
-ctest --test-dir "$BUILD" -L unit -j "$JOBS" --output-on-failure
+step "4/11 unit tests"
+ctest --test-dir "$BUILD" -L unit -j "$JOBS" --output-on-failure --output-junit unit.xml
 
-step "5/10 unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
-cmake -S . -B "$BUILD-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDEEPOPS_SANITIZE=ON >/dev/null
+step "5/11 unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+cmake -S . -B "$BUILD-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDEEPOPS_SANITIZE=ON -DDEEPOPS_WERROR=ON >/dev/null
 cmake --build "$BUILD-asan" -j "$JOBS" --target unit_tests "${FUZZ_TARGETS[@]/#/replay_}"
 ctest --test-dir "$BUILD-asan" -L unit -j "$JOBS" --output-on-failure
 
-step "6/10 fuzzing: ${FUZZ_SECONDS}s per target (tests/fuzz/run.sh: libFuzzer, clang, ASan+UBSan)"
+step "6/11 fuzzing: ${FUZZ_SECONDS}s per target (tests/fuzz/run.sh: libFuzzer, clang, ASan+UBSan)"
 tests/fuzz/run.sh -t "$FUZZ_SECONDS" -b "$BUILD-fuzz"
 
-step "7/10 test images (tests/images/build.sh; cached between runs)"
+step "7/11 test images (tests/images/build.sh; cached between runs)"
 tests/images/build.sh
 
-step "8/10 integration tests (real Slurm, registries; the lab starts and stops as ctest fixtures)"
-ctest --test-dir "$BUILD" -L integration -LE slow --output-on-failure
+step "8/11 integration tests (real Slurm, registries; the lab starts and stops as ctest fixtures)"
+ctest --test-dir "$BUILD" -L integration -LE slow --output-on-failure --output-junit integration.xml
 
-step "9/10 integration tests of deepops-ctr and deepops-bench under ASan+UBSan (LeakSanitizer on)"
+step "9/11 integration tests of deepops-ctr and deepops-bench under ASan+UBSan (LeakSanitizer on)"
 # The sanitizer build's binaries run the same tests (ctest in $BUILD-asan). Every
 # report, from any process of the tests (the lab user's too: the lab passes
 # these settings on), lands in one folder, which must stay empty.
@@ -78,7 +86,18 @@ fi
 rm -rf "$SANITIZER_LOGS"
 echo "no sanitizer report"
 
-step "10/10 leak check: no lab process, mount or network namespace left"
+step "10/11 release matrix: Slurm 24.11 and 26.05 in their release roots (tests/matrix/run)"
+if ! wait "$ROOTS_PID"; then
+  cat "$ROOTS_LOG" >&2
+  echo "making the release roots failed (above)" >&2
+  false
+fi
+grep '^\[matrix' "$ROOTS_LOG" || true
+rm -f "$ROOTS_LOG"
+# 22.05 is this machine's Slurm: phases 4 and 8 ran its acceptance (and more).
+tests/matrix/run --host-results "$BUILD" 24.11 26.05
+
+step "11/11 leak check: no lab process, mount or network namespace left"
 tests/lab/lab verify-clean
 echo "ip netns: $(ip netns list | grep -c '^dlab-' || true) lab namespaces"
 

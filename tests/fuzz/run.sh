@@ -26,7 +26,7 @@ shift $((OPTIND - 1))
 mapfile -t targets < <(if [[ $# -gt 0 ]]; then printf '%s\n' "$@"; else grep -v '^#' tests/fuzz/targets; fi)
 
 CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DDEEPOPS_FUZZ=ON -DDEEPOPS_SANITIZE=ON >/dev/null
+  -DDEEPOPS_FUZZ=ON -DDEEPOPS_SANITIZE=ON -DDEEPOPS_WERROR=ON >/dev/null
 cmake --build "$build" -j "$(nproc)" --target "${targets[@]/#/fuzz_}"
 
 printf '%-20s %8s %10s %8s %7s  %s\n' target seconds runs corpus cov result

@@ -169,7 +169,8 @@ next_job_works() {
     sh -c 'echo "$SLURMD_NODENAME ok"' 2>"$work/stderr") || rc=$?
   got=$(sort <<<"$got")
   if [[ $rc -eq 0 && $got == "$want" ]]; then pass "$name: the next container step works"; else
-    fail "$name: the next container step: rc $rc, got '$got', want '$want' ($(head -c 400 "$work/stderr"))"
+    fail "$name: the next container step: rc $rc, got '$got', want '$want' ($(head -c 400 "$work/stderr"))" \
+      "; the registry proxy's last lines: $(tail -n 5 "$work/proxy.log" | tr '\n' ' ')"
   fi
 }
 

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Per-release pass counts of the release matrix, from ctest's JUnit reports.
+
+Usage: summary.py RELEASE=BUILD_DIR...
+
+Each BUILD_DIR holds unit.xml and integration.xml, written by
+tests/matrix/acceptance (or, for the host's release in tests/run-all.sh, by
+its unit and integration phases). Prints one row per release; exits 1 when a
+release has a failed or missing test, or no report at all.
+"""
+import re
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+# The integration tests every release must pass (tests/matrix/acceptance).
+MATRIX_INTEGRATION = re.compile(
+    r"^(lab_smoke\.loopback\.slurm|spank\.acceptance|spank\.faults|bench\.cpu|package\.deb)$")
+INTEGRATION_COUNT = 5
+
+
+def cases(report):
+    """(name, passed) for each test case of a ctest JUnit report."""
+    for case in ET.parse(report).getroot().iter("testcase"):
+        failed = case.find("failure") is not None or case.find("error") is not None
+        run = case.get("status", "run") == "run"
+        yield case.get("name"), run and not failed
+
+
+def release_row(release, build):
+    build = Path(build)
+    unit_xml, integ_xml = build / "unit.xml", build / "integration.xml"
+    missing = [p.name for p in (unit_xml, integ_xml) if not p.is_file()]
+    if missing:
+        return [release, "-", "-", "no report: " + ", ".join(missing)], False
+    unit = list(cases(unit_xml))
+    integ = [c for c in cases(integ_xml) if MATRIX_INTEGRATION.match(c[0])]
+    unit_ok = sum(ok for _, ok in unit)
+    integ_ok = sum(ok for _, ok in integ)
+    failed = [n for n, ok in unit + integ if not ok]
+    absent = INTEGRATION_COUNT - len(integ)
+    notes = []
+    if failed:
+        notes.append("failed: " + ", ".join(failed[:6]) + (" ..." if len(failed) > 6 else ""))
+    if absent:
+        notes.append(f"{absent} acceptance test(s) did not run")
+    good = not failed and not absent and unit_ok > 0
+    return [release, f"{unit_ok}/{len(unit)}", f"{integ_ok}/{INTEGRATION_COUNT}",
+            "PASS" if good else "FAIL " + "; ".join(notes)], good
+
+
+def main(args):
+    if not args or any("=" not in a for a in args):
+        print(__doc__, file=sys.stderr)
+        return 2
+    rows, all_good = [], True
+    for arg in args:
+        release, build = arg.split("=", 1)
+        row, good = release_row(release, build)
+        rows.append(row)
+        all_good &= good
+    header = ["Slurm", "unit tests", "acceptance", "result"]
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(3)]
+    print("\nrelease matrix (unit: every unit test; acceptance: " + ", ".join(
+        MATRIX_INTEGRATION.pattern.strip("^$()").split("|")).replace("\\", "") + ")")
+    for row in [header] + rows:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(row[:3], widths)) + "  " + row[3])
+    return 0 if all_good else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
