@@ -17,8 +17,8 @@
 #include "deepops/error.hpp"
 #include "deepops/hooks.hpp"
 #include "job_options.hpp"
-#include "slurm_compat.hpp"
 #include "step_container.hpp"
+#include "step_state.hpp"
 
 extern "C" {
 #include <slurm/slurm.h>
@@ -160,33 +160,33 @@ void set_task_env(spank_t sp, const KeeperReport& r) {
   }
 }
 
-// Whether slurmctld says that the step was cancelled or its job ended: not
-// running (or suspended), completing, or gone. When slurmctld cannot be asked, it was not.
-bool step_cancelled(uint32_t job_id, uint32_t step_id) {
-  job_info_msg_t* jobs = nullptr;
-  if (slurm_compat::load_job(&jobs, job_id) != SLURM_SUCCESS) {
-    return slurm_compat::last_error() == ESLURM_INVALID_JOB_ID;
+// deepops-step-state: beside the plugin (a build tree, or a test lab's copy),
+// else where the package installs it.
+std::string step_state_helper() {
+  Dl_info self{};
+  if (dladdr(reinterpret_cast<void*>(&slurm_spank_init), &self) && self.dli_fname) {
+    std::string beside = self.dli_fname;
+    beside = beside.substr(0, beside.rfind('/') + 1) + "deepops-step-state";
+    if (access(beside.c_str(), X_OK) == 0) return beside;
   }
-  bool cancelled = false;
-  for (uint32_t i = 0; i < jobs->record_count; ++i) {
-    const slurm_job_info_t& j = jobs->job_array[i];
-    if (j.job_id != job_id) continue;
-    const uint32_t base = j.job_state & JOB_STATE_BASE;  // pending again: requeued
-    cancelled = base == JOB_PENDING || base > JOB_SUSPENDED || (j.job_state & JOB_COMPLETING);
-  }
-  slurm_free_job_info_msg(jobs);
-  if (cancelled || step_id == SLURM_BATCH_SCRIPT) return cancelled;
-  // scancel JOB.STEP, or srun interrupted inside an allocation: the job runs on.
-  job_step_info_response_msg_t* steps = nullptr;
-  if (slurm_compat::load_job_step(&steps, job_id, step_id) != SLURM_SUCCESS) return false;
-  cancelled = true;
-  for (uint32_t i = 0; i < steps->job_step_count; ++i) {
-    const job_step_info_t& st = steps->job_steps[i];
-    if (st.step_id.job_id != job_id || st.step_id.step_id != step_id) continue;
-    cancelled = (st.state & JOB_STATE_BASE) > JOB_SUSPENDED;
-  }
-  slurm_free_job_step_info_response_msg(steps);
-  return cancelled;
+  return DEEPOPS_LIBEXEC_DIR "/deepops-step-state";
+}
+
+// slurm.conf's path, for the helper's libslurm: the one slurmstepd read.
+std::string slurm_conf_path() {
+  auto* conf = static_cast<const slurm_conf_t*>(dlsym(RTLD_DEFAULT, "slurm_conf"));
+  return conf && conf->slurm_conf ? conf->slurm_conf : "";
+}
+
+// Whether slurmctld says that the step was cancelled or its job ended. Asked
+// by a program of ours, not here: slurmstepd holds libslurm's authentication
+// lock while user_init runs (24.11, 26.05), and an RPC from this process
+// would end the step (deepops-step-state says more). When slurmctld cannot
+// be asked, the step was not cancelled.
+bool step_cancelled(const std::string& helper, const std::string& conf, const UserIdentity& who,
+                    uint32_t job_id, uint32_t step_id) {
+  constexpr std::chrono::seconds kAskAtMost{20};
+  return ask_step_state(helper, conf, who, job_id, step_id, kAskAtMost) == StepState::ended;
 }
 
 // How often a node asks slurmctld while its start waits: every 5 s for up
@@ -276,7 +276,8 @@ DEEPOPS_EXPORT int slurm_spank_user_init(spank_t sp, int, char**) {
   uint32_t nodes = 1;
   spank_get_item(sp, S_JOB_NNODES, &nodes);
   StartWatch watch;
-  watch.cancelled = [job, step] { return step_cancelled(job, step); };
+  watch.cancelled = [job, step, helper = step_state_helper(), conf = slurm_conf_path(),
+                     who = g.step.who] { return step_cancelled(helper, conf, who, job, step); };
   watch.every = cancel_check_interval(nodes);
   g.report = start_step_container(
       g.request, g.config, g.step,

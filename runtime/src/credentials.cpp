@@ -83,9 +83,7 @@ std::string base64_decode(std::string_view in) {
 std::string display_path(const std::filesystem::path& p) {
   std::string home = env_or("HOME", "");
   std::string s = p.string();
-  // append, not "~" + substr: GCC 12 at -O3 takes the latter for an
-  // overlapping copy (a false -Wrestrict).
-  if (!home.empty() && s.starts_with(home + "/")) return std::string("~").append(s, home.size());
+  if (!home.empty() && s.starts_with(home + "/")) return "~" + s.substr(home.size());
   return s;
 }
 

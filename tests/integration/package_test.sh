@@ -47,7 +47,8 @@ plugin_dir=$(sed -n 's/^DEEPOPS_SLURM_PLUGIN_DIR:[A-Z]*=//p' "$BUILD/CMakeCache.
 # lint_and_list_rpm: lintian on the deb, rpmlint on the rpm, the rpm's files.
 lint_and_list_rpm() {
   local rpm lint listed config f missing=() expected=(/usr/bin/deepops-ctr /usr/bin/deepops-bench
-    /usr/libexec/deepops/deepops-ctr-import "$plugin_dir/spank_deepops.so"
+    /usr/libexec/deepops/deepops-ctr-import /usr/libexec/deepops/deepops-step-state
+    "$plugin_dir/spank_deepops.so"
     /etc/slurm/plugstack.conf.d/deepops.conf /etc/deepops/deepops.conf
     /etc/deepops/bench/dgx-h100.conf /usr/lib/tmpfiles.d/deepops.conf
     /usr/share/man/man1/deepops-ctr.1.gz /usr/share/man/man1/deepops-bench.1.gz

@@ -1,14 +1,22 @@
 // The node side of the SPANK plugin that needs no Slurm daemon: what the
 // keeper tells the tasks, the PyTorch and PMIx variables, names.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "step_container.hpp"
+#include "step_state.hpp"
 
 namespace deepops::spank {
 namespace {
+using namespace std::chrono_literals;
 
 TEST(EnvDelta, SetsChangedAndNewUnsetsGone) {
   EnvMap before = {{"A", "1"}, {"B", "2"}, {"LANG", "C.UTF-8"}};
@@ -227,6 +235,72 @@ TEST(KeeperPipe, NotCancelledReadsToTheReport) {
   ASSERT_TRUE(report.has_value());
   EXPECT_EQ(*report, "{\"ok\": true}");
   EXPECT_GE(asked, 2);
+}
+
+}  // namespace
+}  // namespace deepops::spank
+
+namespace deepops::spank {
+namespace {
+using namespace std::chrono_literals;
+
+// The cancel check's helper, stood in for by scripts: its exit status is the
+// answer, and one that hangs or cannot run never says "ended".
+class StepStateHelper : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir = std::filesystem::temp_directory_path() /
+          ("step-state-" + std::to_string(getpid()) + "-" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir); }
+  std::string script(const std::string& name, const std::string& body) {
+    const auto path = dir / name;
+    std::ofstream(path) << "#!/bin/sh\n" << body << "\n";
+    std::filesystem::permissions(path, std::filesystem::perms::owner_all);
+    return path.string();
+  }
+  StepState ask(const std::string& helper, std::chrono::milliseconds timeout = 5s) {
+    return ask_step_state(helper, "/etc/slurm-test.conf", current_identity(getuid(), getgid()), 42,
+                          7, timeout);
+  }
+  std::filesystem::path dir;
+};
+
+TEST_F(StepStateHelper, ItsExitStatusIsTheAnswer) {
+  EXPECT_EQ(ask(script("running", "exit 0")), StepState::running);
+  EXPECT_EQ(ask(script("ended", "exit 3")), StepState::ended);
+  EXPECT_EQ(ask(script("unknown", "exit 1")), StepState::unknown);
+  EXPECT_EQ(ask(script("killed", "kill -9 $$")), StepState::unknown);
+  EXPECT_EQ(ask((dir / "missing").string()), StepState::unknown);
+}
+
+TEST_F(StepStateHelper, GetsTheIdsAndSlurmConfAndNoOtherDescriptor) {
+  // A descriptor of the caller's that is not close-on-exec, as slurmstepd
+  // has some: the helper must not get it. Stdio is /dev/null.
+  const int leaked = 57;
+  ASSERT_EQ(dup2(STDERR_FILENO, leaked), leaked);
+  const std::string body =
+      "[ \"$1 $4 $5\" = \"--uid=$(id -u) 42 7\" ] || exit 1\n"
+      "[ \"$SLURM_CONF\" = /etc/slurm-test.conf ] || exit 1\n"
+      "[ -e /proc/$$/fd/57 ] && exit 1\n"
+      "[ \"$(readlink /proc/$$/fd/1)\" = /dev/null ] || exit 1\n"
+      "exit 0";
+  EXPECT_EQ(ask(script("ids", body)), StepState::running);
+  close(leaked);
+}
+
+TEST_F(StepStateHelper, OneThatHangsIsKilledAtTheTimeout) {
+  const auto pid_file = dir / "pid";
+  EXPECT_EQ(ask(script("hangs", "echo $$ > " + pid_file.string() + "; exec sleep 600"), 300ms),
+            StepState::unknown);
+  pid_t pid = 0;
+  std::ifstream(pid_file) >> pid;
+  ASSERT_GT(pid, 0);
+  // Killed and reaped by the time the answer came: no such process left.
+  EXPECT_EQ(kill(pid, 0), -1);
+  EXPECT_EQ(errno, ESRCH);
 }
 
 }  // namespace
