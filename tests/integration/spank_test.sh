@@ -298,6 +298,11 @@ else fail "examples/container-save.sbatch: $out"; fi
 # ---- MPI over PMIx, ranks in containers on two nodes
 MPI_IMG=$DEEPOPS_LAB_REGISTRY/deepops/debian-openmpi
 install -m 0755 "$MPI_HELLO" "$work/mpi_hello"
+# Debian's Slurm 26.05 is built without PMIx (Debian bug 1149781): no
+# mpi/pmix plugin to test with. Said, never passed over.
+if ! as_user srun --mpi=list 2>&1 | grep -qw pmix; then
+  echo "SKIP MPI over PMIx and examples/mpi-pmix.sbatch: this Slurm has no mpi/pmix plugin (srun --mpi=list: $(as_user srun --mpi=list 2>&1 | tr '\n' ' ' | head -c 200))"
+else
 mpi_out=$(as_user env OMPI_MCA_btl='^vader' timeout 180 srun -N2 --mpi=pmix \
   --container-image="$MPI_IMG" --container-mounts="$work/mpi_hello:/usr/local/bin/mpi_hello" \
   mpi_hello 2>&1 || true)
@@ -310,6 +315,7 @@ out=$(run_example mpi-pmix IMAGE="$MPI_IMG" PROGRAM=/usr/local/bin/mpi_hello \
 if [[ $(grep -c 'sum of ranks 1$' <<<"$out") == 2 ]] && grep -q "mpi-pmix: done" <<<"$out"; then
   pass "examples/mpi-pmix.sbatch"
 else fail "examples/mpi-pmix.sbatch: $(head -c 600 <<<"$out")"; fi
+fi
 
 # ---- sharing: 16 concurrent steps on an uncached image, one import per node
 rm -rf "${work:?}/cache/"n*

@@ -20,11 +20,17 @@ INTEGRATION_COUNT = 5
 
 
 def cases(report):
-    """(name, passed) for each test case of a ctest JUnit report."""
+    """(name, passed, skipped checks) for each test case of a ctest JUnit report.
+
+    A check a test skipped says so in its output: a line "SKIP ..." from the
+    shell tests, "[  SKIPPED ]" from GoogleTest."""
     for case in ET.parse(report).getroot().iter("testcase"):
         failed = case.find("failure") is not None or case.find("error") is not None
         run = case.get("status", "run") == "run"
-        yield case.get("name"), run and not failed
+        out = case.findtext("system-out") or ""
+        skips = [line for line in out.splitlines()
+                 if line.startswith("SKIP ") or line.startswith("[  SKIPPED ] ")]
+        yield case.get("name"), run and not failed, skips
 
 
 def release_row(release, build):
@@ -32,21 +38,26 @@ def release_row(release, build):
     unit_xml, integ_xml = build / "unit.xml", build / "integration.xml"
     missing = [p.name for p in (unit_xml, integ_xml) if not p.is_file()]
     if missing:
-        return [release, "-", "-", "no report: " + ", ".join(missing)], False
+        return [release, "-", "-", "FAIL (no report: " + ", ".join(missing) + ")"], False
     unit = list(cases(unit_xml))
     integ = [c for c in cases(integ_xml) if MATRIX_INTEGRATION.match(c[0])]
-    unit_ok = sum(ok for _, ok in unit)
-    integ_ok = sum(ok for _, ok in integ)
-    failed = [n for n, ok in unit + integ if not ok]
+    unit_ok = sum(ok for _, ok, _ in unit)
+    integ_ok = sum(ok for _, ok, _ in integ)
+    failed = [n for n, ok, _ in unit + integ if not ok]
+    skipped = [line for _, _, skips in integ for line in skips]
     absent = INTEGRATION_COUNT - len(integ)
     notes = []
+    if skipped:
+        notes.append(f"{len(skipped)} check(s) skipped: " + "; ".join(
+            line[:120] for line in skipped[:3]))
     if failed:
         notes.append("failed: " + ", ".join(failed[:6]) + (" ..." if len(failed) > 6 else ""))
     if absent:
         notes.append(f"{absent} acceptance test(s) did not run")
     good = not failed and not absent and unit_ok > 0
+    verdict = "PASS" if good else "FAIL"
     return [release, f"{unit_ok}/{len(unit)}", f"{integ_ok}/{INTEGRATION_COUNT}",
-            "PASS" if good else "FAIL " + "; ".join(notes)], good
+            " ".join([verdict] + (["(" + "; ".join(notes) + ")"] if notes else []))], good
 
 
 def main(args):
