@@ -131,7 +131,11 @@ int main(int argc, char** argv) {
       !parse_id(std::string(ids[1]).c_str(), step_id) || job_id == SLURM_BATCH_SCRIPT) {
     return kUsage;
   }
-  const int job = job_state(job_id);
-  if (job != kRunning || step_id == SLURM_BATCH_SCRIPT) return job;
-  return step_state(job_id, step_id);
+  // The API's configuration and plugins (from SLURM_CONF): 26.05 crashes in
+  // its first call without it; a slurm.conf it cannot read exits 1 here.
+  slurm_init(nullptr);
+  int state = job_state(job_id);
+  if (state == kRunning && step_id != SLURM_BATCH_SCRIPT) state = step_state(job_id, step_id);
+  slurm_fini();
+  return state;
 }
