@@ -172,10 +172,24 @@ std::string step_state_helper() {
   return DEEPOPS_LIBEXEC_DIR "/deepops-step-state";
 }
 
-// slurm.conf's path, for the helper's libslurm: the one slurmstepd read.
-std::string slurm_conf_path() {
+// slurm.conf's path, for the helper's libslurm. slurmstepd runs with an
+// emptied environment and got its configuration from slurmd, so: the path it
+// knows, if it is a file; else the job's SLURM_CONF (the helper runs as the
+// job's user and answers only about that user's step: a wrong file can only
+// end the user's own start); else a configless slurmd's cached copy; else
+// unset, for libslurm's default.
+std::string slurm_conf_path(const StepInfo& step) {
+  auto readable = [](const std::string& p) { return !p.empty() && access(p.c_str(), R_OK) == 0; };
   auto* conf = static_cast<const slurm_conf_t*>(dlsym(RTLD_DEFAULT, "slurm_conf"));
-  return conf && conf->slurm_conf ? conf->slurm_conf : "";
+  if (conf && conf->slurm_conf && readable(conf->slurm_conf)) return conf->slurm_conf;
+  if (auto it = step.job_env.find("SLURM_CONF"); it != step.job_env.end() && readable(it->second)) {
+    return it->second;
+  }
+  if (const std::string cached = step.slurmd_spool_dir + "/conf-cache/slurm.conf";
+      !step.slurmd_spool_dir.empty() && readable(cached)) {
+    return cached;
+  }
+  return "";
 }
 
 // Whether slurmctld says that the step was cancelled or its job ended. Asked
@@ -276,7 +290,7 @@ DEEPOPS_EXPORT int slurm_spank_user_init(spank_t sp, int, char**) {
   uint32_t nodes = 1;
   spank_get_item(sp, S_JOB_NNODES, &nodes);
   StartWatch watch;
-  watch.cancelled = [job, step, helper = step_state_helper(), conf = slurm_conf_path(),
+  watch.cancelled = [job, step, helper = step_state_helper(), conf = slurm_conf_path(g.step),
                      who = g.step.who] { return step_cancelled(helper, conf, who, job, step); };
   watch.every = cancel_check_interval(nodes);
   g.report = start_step_container(
