@@ -66,7 +66,8 @@ step "7/11 test images (tests/images/build.sh; cached between runs)"
 tests/images/build.sh
 
 step "8/11 integration tests (real Slurm, registries; the lab starts and stops as ctest fixtures)"
-ctest --test-dir "$BUILD" -L integration -LE slow --output-on-failure --output-junit integration.xml
+ctest --test-dir "$BUILD" -L integration -LE slow --output-on-failure --output-junit integration.xml \
+  --test-output-size-passed 4000000 # whole outputs in the report: the matrix counts their SKIP lines
 
 step "9/11 integration tests of deepops-ctr and deepops-bench under ASan+UBSan (LeakSanitizer on)"
 # The sanitizer build's binaries run the same tests (ctest in $BUILD-asan). Every

@@ -17,6 +17,8 @@ from pathlib import Path
 MATRIX_INTEGRATION = re.compile(
     r"^(lab_smoke\.loopback\.slurm|spank\.acceptance|spank\.faults|bench\.cpu|package\.deb)$")
 INTEGRATION_COUNT = 5
+# GoogleTest's line for one skipped test (not its summary lines).
+GTEST_SKIP = re.compile(r"^\[  SKIPPED \] \S+ \(\d+ ms\)$")
 
 
 def cases(report):
@@ -29,7 +31,7 @@ def cases(report):
         run = case.get("status", "run") == "run"
         out = case.findtext("system-out") or ""
         skips = [line for line in out.splitlines()
-                 if line.startswith("SKIP ") or line.startswith("[  SKIPPED ] ")]
+                 if line.startswith("SKIP ") or GTEST_SKIP.match(line)]
         yield case.get("name"), run and not failed, skips
 
 
