@@ -28,19 +28,6 @@ using namespace deepops::spank;
 
 constexpr int kRunning = 0, kEnded = 3, kUnknown = 1, kUsage = 2;
 
-bool parse_id(const char* text, uint32_t& id) {
-  if (std::string(text) == "batch") {
-    id = SLURM_BATCH_SCRIPT;
-    return true;
-  }
-  char* end = nullptr;
-  errno = 0;
-  const unsigned long v = std::strtoul(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || v >= NO_VAL) return false;
-  id = static_cast<uint32_t>(v);
-  return true;
-}
-
 // The job's state: kEnded when it is not running (or suspended), is
 // completing, or slurmctld no longer knows it.
 int job_state(uint32_t job_id) {
@@ -82,6 +69,18 @@ bool parse_number(std::string_view text, unsigned long& out) {
   errno = 0;
   out = std::strtoul(s.c_str(), &end, 10);
   return errno == 0 && end != s.c_str() && *end == '\0' && out < 0xffffffffUL;
+}
+
+// A job or step id ("batch" for the batch step), below NO_VAL.
+bool parse_id(std::string_view text, uint32_t& id) {
+  unsigned long v = 0;
+  if (text == "batch") {
+    id = SLURM_BATCH_SCRIPT;
+    return true;
+  }
+  if (!parse_number(text, v) || v >= NO_VAL) return false;
+  id = static_cast<uint32_t>(v);
+  return true;
 }
 
 // --uid=U --gid=G --groups=A,B: become that user for good. Without them,
@@ -127,8 +126,8 @@ int main(int argc, char** argv) {
   }
   if (!become(options)) return kUsage;
   uint32_t job_id = 0, step_id = 0;
-  if (ids.size() != 2 || !parse_id(std::string(ids[0]).c_str(), job_id) ||
-      !parse_id(std::string(ids[1]).c_str(), step_id) || job_id == SLURM_BATCH_SCRIPT) {
+  if (ids.size() != 2 || !parse_id(ids[0], job_id) || !parse_id(ids[1], step_id) ||
+      job_id == SLURM_BATCH_SCRIPT) {
     return kUsage;
   }
   // The API's configuration and plugins (from SLURM_CONF): 26.05 crashes in
