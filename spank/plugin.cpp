@@ -321,7 +321,7 @@ DEEPOPS_EXPORT int slurm_spank_task_init(spank_t sp, int, char**) {
   try {
     set_task_env(sp, r);
     prctl(PR_SET_DUMPABLE, 1);  // Slurm's uid switch cleared it; uid_map needs it
-    enter_container(r.keeper, r.remap_root, r.workdir, r.workdir_required, r.container);
+    enter_container(r.keeper, r.workdir, r.workdir_required, r.id_call_filter, r.container);
   } catch (const Error& e) {
     task_error(task, e.describe());
     return -1;

@@ -325,6 +325,7 @@ void apply_request(ContainerSpec& spec, const ContainerRequest& r, const Setting
   spec.remap_root = r.remap_root.value_or(settings.remap_root);
   spec.mount_home = r.mount_home.value_or(settings.mount_home);
   spec.restrict_dev = settings.restrict_dev;
+  spec.id_call_filter = settings.seccomp_filter;
   spec.unshare_net = r.unshare_net;
   spec.unshare_ipc = r.unshare_ipc;
   spec.unshare_uts = r.unshare_uts;
@@ -445,6 +446,7 @@ KeeperReport attach_report(const NamedContainer& c, const ContainerRequest& r,
   rep.workdir = default_workdir(r.workdir, !r.workdir.empty(), c.config, step);
   rep.workdir_required = !r.workdir.empty();
   rep.remap_root = c.remap_root;
+  rep.id_call_filter = settings.seccomp_filter;
   rep.image = c.config;
   return rep;
 }
@@ -580,6 +582,7 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
       rep.workdir = default_workdir(ready.workdir, ready.workdir_required, plan.spec.image, step);
       rep.workdir_required = ready.workdir_required;
       rep.remap_root = ready.remap_root;
+      rep.id_call_filter = plan.spec.id_call_filter;
       if (r.entrypoint_log) rep.log = ready.prepare_output;
       write_all(report_fd, rep.to_json());
       close(report_fd);
@@ -734,6 +737,7 @@ std::string KeeperReport::to_json() const {
             {"workdir", workdir},
             {"workdir_required", workdir_required},
             {"remap_root", remap_root},
+            {"seccomp", id_call_filter},
             {"image", image.to_json()},
             {"squashfs", squashfs.string()},
             {"layer_dir", layer_dir.string()},
@@ -772,6 +776,7 @@ KeeperReport KeeperReport::from_json(const std::string& text) {
     r.workdir = j.value("workdir", "/");
     r.workdir_required = j.value("workdir_required", false);
     r.remap_root = j.value("remap_root", false);
+    r.id_call_filter = j.value("seccomp", true);
     if (j.contains("image")) r.image = ImageConfig::from_json(j["image"]);
     r.squashfs = j.value("squashfs", "");
     r.layer_dir = j.value("layer_dir", "");

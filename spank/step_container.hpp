@@ -64,6 +64,7 @@ struct KeeperReport {
   std::string workdir;
   bool workdir_required = false;
   bool remap_root = false;
+  bool id_call_filter = true;  // the tasks install the seccomp filter (SECCOMP_FILTER)
   ImageConfig image;
   // --container-save: the image, the layer that holds the writes, where to.
   std::filesystem::path squashfs;

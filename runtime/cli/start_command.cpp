@@ -25,7 +25,10 @@ The image is mounted with FUSE and covered by an overlay whose changes live in
 memory and vanish at exit; "/" is read-only unless --rw. Inside: your uid and
 gid (or 0 with --remap-root), the image's ENV/WORKDIR, your passwd entry, the
 host's /proc, /sys (read-only), /dev, /etc/hosts, resolv.conf, machine-id and
-localtime, and a private /tmp. Signals are passed to COMMAND and its exit status
+localtime, and a private /tmp. The image's files are yours (root's with
+--remap-root). As in Enroot and Pyxis, a seccomp filter makes setuid, setgid,
+setgroups and chown calls succeed without effect, so that apt-get, dpkg and pip
+work; --no-seccomp turns it off. Signals are passed to COMMAND and its exit status
 is returned (128+N if killed by signal N; 125 when the container cannot start,
 126/127 when COMMAND cannot run).
 
@@ -37,7 +40,7 @@ Mounts (--mount, and the mounts.d/*.fstab files):
 Environment: the caller's, then the image's ENV, then environ.d/*.env files,
 then --env. Settings: /etc/deepops/deepops.conf, conf.d/*.conf, then DEEPOPS_*
 (or ENROOT_*) variables: MOUNT_HOME, REMAP_ROOT, ROOTFS_WRITABLE, RESTRICT_DEV,
-RUNTIME_PATH. See conf/README.md.
+SECCOMP_FILTER, RUNTIME_PATH. See conf/README.md.
 
 Examples:
   deepops-ctr start nvcr.io/nvidia/pytorch:24.05-py3 python -c 'import torch'
@@ -120,7 +123,10 @@ CLI::App* add_start_command(CLI::App& app, StartArgs& a) {
   cmd->add_flag("--ro,--readonly", a.readonly, "keep / read-only, whatever the settings say");
   cmd->add_flag("-r,--remap-root", a.remap_root, "be uid 0 inside (you, outside)");
   cmd->add_flag("--no-remap-root", a.no_remap_root, "keep your uid inside");
-  cmd->add_flag("--mount-home", a.mount_home, "bind your home folder at the same path");
+  cmd->add_flag("--mount-home", a.mount_home,
+                "bind your home folder at the same path (at /root with --remap-root)");
+  cmd->add_flag("--no-seccomp", a.no_seccomp,
+                "no fake success for setuid/setgid/setgroups/chown (apt-get then fails)");
   cmd->add_flag("--no-mount-home", a.no_mount_home, "do not bind your home folder");
   cmd->add_flag("--restrict-dev", a.restrict_dev,
                 "a minimal /dev (null, zero, random, tty, pts, shm) instead of the host's");
@@ -163,6 +169,7 @@ int run_start(const StartArgs& a, const std::vector<std::string>& rest, const st
   spec.remap_root = (settings.remap_root || a.remap_root) && !a.no_remap_root;
   spec.mount_home = (settings.mount_home || a.mount_home) && !a.no_mount_home;
   spec.restrict_dev = settings.restrict_dev || a.restrict_dev;
+  spec.id_call_filter = settings.seccomp_filter && !a.no_seccomp;
   for (const auto& u : a.unshare) {
     spec.unshare_net |= u == "net";
     spec.unshare_ipc |= u == "ipc";
@@ -237,6 +244,8 @@ CLI::App* add_exec_command(CLI::App& app, ContainerArgs& a) {
   cmd->add_option("-e,--env", a.exec_env, "NAME=VALUE, or NAME to pass the host's; repeatable")
       ->allow_extra_args(false);
   cmd->add_option("-w,--workdir", a.exec_workdir, "working directory (default: the image's)");
+  cmd->add_flag("--no-seccomp", a.exec_no_seccomp,
+                "no fake success for setuid/setgid/setgroups/chown");
   cmd->footer(
       "Usage: deepops-ctr exec [OPTIONS] NAME COMMAND [ARG...]\n"
       "Joins the namespaces of the container that `deepops-ctr start NAME` is running: "
@@ -289,7 +298,7 @@ int run_exec(const ContainerArgs& a, const std::vector<std::string>& rest) {
   for (const auto& e : a.exec_env) apply_env_arg(spec, e);
   ExecSpec x;
   x.keeper = *c.keeper;
-  x.remap_root = c.remap_root;
+  x.id_call_filter = settings.seccomp_filter && !a.exec_no_seccomp;
   x.container_name = c.name;
   x.argv.assign(words.begin() + 1, words.end());
   x.env = container_environment(spec, host_environment());

@@ -17,6 +17,7 @@ struct StartArgs {
   bool mount_home = false;
   bool no_mount_home = false;
   bool restrict_dev = false;
+  bool no_seccomp = false;
   std::string entrypoint;
   bool entrypoint_set = false;
   std::vector<std::string> unshare;
@@ -32,6 +33,7 @@ struct ContainerArgs {
   std::string create_image;
   std::vector<std::string> exec_env;
   std::string exec_workdir;
+  bool exec_no_seccomp = false;
   std::string export_name;
   std::string export_output;
 };

@@ -25,6 +25,7 @@
 
 #include "admin_hooks.hpp"
 #include "deepops/error.hpp"
+#include "deepops/id_call_filter.hpp"
 #include "deepops/image_cache.hpp"
 #include "deepops/passwd.hpp"
 #include "deepops/unique_fd.hpp"
@@ -105,16 +106,19 @@ void write_proc_file(const char* path, const std::string& text) {
 }
 
 // Maps `inside` to whoever the caller is in its current namespace.
-void map_self(uid_t inside_uid, gid_t inside_gid, uid_t outside_uid, gid_t outside_gid,
-              bool deny_setgroups) {
-  if (deny_setgroups) write_proc_file("/proc/self/setgroups", "deny");
+void map_self(uid_t inside_uid, gid_t inside_gid, uid_t outside_uid, gid_t outside_gid) {
+  write_proc_file("/proc/self/setgroups", "deny");  // required before an unprivileged gid_map
   write_proc_file("/proc/self/uid_map",
                   std::to_string(inside_uid) + " " + std::to_string(outside_uid) + " 1");
   write_proc_file("/proc/self/gid_map",
                   std::to_string(inside_gid) + " " + std::to_string(outside_gid) + " 1");
 }
 
-void enter_namespaces(const ContainerSpec& spec, const HostUser& user) {
+// One user namespace, mapping one id: the user's own (as Enroot and Pyxis
+// map it), or root with remap-root. The keeper created it, so it holds every
+// capability in it whichever id it has, and can mount; the command execs as
+// that id and keeps none unless it is root there.
+void enter_namespaces(const ContainerSpec& spec, const HostUser& user, bool as_root) {
   int flags = CLONE_NEWUSER | CLONE_NEWNS;
   if (spec.unshare_net) flags |= CLONE_NEWNET;
   if (spec.unshare_ipc) flags |= CLONE_NEWIPC;
@@ -124,8 +128,7 @@ void enter_namespaces(const ContainerSpec& spec, const HostUser& user) {
     throw sys_error("cannot create a user namespace", err,
                     "run `deepops-ctr check`: user namespaces may be disabled or restricted");
   }
-  // The keeper is root in this namespace and the caller outside it.
-  map_self(0, 0, user.uid, user.gid, true);
+  map_self(as_root ? 0 : user.uid, as_root ? 0 : user.gid, user.uid, user.gid);
   // Host mount events still reach us; ours never reach the host.
   if (mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
     throw sys_error("cannot make the mount namespace private", errno);
@@ -185,6 +188,12 @@ void bind_localtime(RootfsMounter& m) {
   m.bind("/etc/localtime", "/etc/localtime", false, true, kFile);
 }
 
+// Where the user's home is inside, and what HOME says: as Enroot, root's
+// home when remapped to root, else the same path as on the host.
+std::string home_in_container(const ContainerSpec& spec, const HostUser& user) {
+  return spec.remap_root ? "/root" : user.home;
+}
+
 void mount_system(RootfsMounter& m, const ContainerSpec& spec, const fs::path& scratch,
                   const HostUser& user, uid_t uid, gid_t gid) {
   m.bind("/proc", "/proc", true, false, kDir);
@@ -208,8 +217,13 @@ void mount_system(RootfsMounter& m, const ContainerSpec& spec, const fs::path& s
   write_text(scratch / "group", merge_group(m.read_file("/etc/group").value_or(""), user, gid));
   m.bind((scratch / "passwd").string(), "/etc/passwd", false, true, kFile);
   m.bind((scratch / "group").string(), "/etc/group", false, true, kFile);
+  // With `_apt` gone (merge_passwd), APT as root would warn on every run
+  // that it cannot drop privileges; Enroot's setting silences it.
+  if (uid == 0 && m.exists("/etc/debian_version") && m.exists("/etc/apt/apt.conf.d")) {
+    m.write_file("/etc/apt/apt.conf.d/deepops-sandbox", "APT::Sandbox::User \"root\";\n");
+  }
   if (spec.mount_home && !user.home.empty() && user.home != "/") {
-    m.bind(user.home, user.home, true, false, kDir, MS_NOSUID);
+    m.bind(user.home, home_in_container(spec, user), true, false, kDir, MS_NOSUID);
   }
 }
 
@@ -291,7 +305,9 @@ class LayeredRoot {
     if (mount("tmpfs", s.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") != 0) {
       throw sys_error("cannot mount a tmpfs on " + s.string(), errno);
     }
-    for (const char* d : {"lower", "upper", "work", "root"}) mkdir((s / d).c_str(), 0700);
+    for (const char* d : {"lower", "work"}) mkdir((s / d).c_str(), 0700);
+    // The overlay's root takes its mode from upper/: 0755, as an image's "/".
+    for (const char* d : {"upper", "root"}) mkdir((s / d).c_str(), 0755);
     return s;
   }
   static fs::path layer_dir(const ContainerSpec& spec, const fs::path& s, const char* name) {
@@ -335,25 +351,13 @@ struct Launch {
   std::vector<std::string> envp;
   std::string workdir;
   bool workdir_required = false;
-  bool nest_user = false;  // map the user's uid inside (not remapped to root)
-  uid_t uid = 0;
-  gid_t gid = 0;
+  bool id_call_filter = true;  // install_id_call_filter() before the exec
 };
 
 [[noreturn]] void exec_command(Launch& l, int pipe_fd, pid_t keeper,
                                const sigset_t& original_mask) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != keeper) _exit(137);
-  // The keeper is root in its namespace so that it can mount; the command
-  // is the user again, in a child namespace mapping its uid to the keeper's.
-  if (l.nest_user) {
-    if (unshare(CLONE_NEWUSER) != 0) child_fail(pipe_fd, "unshare(user)", errno);
-    try {
-      map_self(l.uid, l.gid, 0, 0, false);
-    } catch (const Error&) {
-      child_fail(pipe_fd, "uid_map", errno);
-    }
-  }
   if (chdir(l.workdir.c_str()) != 0) {
     if (l.workdir_required) child_fail(pipe_fd, "workdir", errno);
     if (chdir("/") != 0) child_fail(pipe_fd, "chdir /", errno);
@@ -362,6 +366,13 @@ struct Launch {
   sigprocmask(SIG_SETMASK, &original_mask, nullptr);
   auto argv = c_strings(l.argv);
   auto envp = c_strings(l.envp);
+  if (l.id_call_filter) {
+    try {
+      install_id_call_filter();  // last: the steps above change ids for real
+    } catch (const Error&) {
+      child_fail(pipe_fd, "seccomp", errno);
+    }
+  }
   environ = envp.data();  // execvp searches the container's PATH
   execvp(argv[0], argv.data());
   child_fail(pipe_fd, "exec", errno);
@@ -370,8 +381,7 @@ struct Launch {
 int wait_forwarding_signals(pid_t child, pid_t server, const sigset_t& waited);
 CommandError failure_error(const ChildFailure& f, const Launch& l, const std::string& where);
 
-// Forks the command (its own user namespace inside, unless remapped to
-// root), passes signals on, and returns its exit status.
+// Forks the command, passes signals on, and returns its exit status.
 int spawn_and_wait(Launch& launch, const std::string& where, pid_t server) {
   sigset_t waited, original;
   sigemptyset(&waited);
@@ -431,6 +441,12 @@ CommandError failure_error(const ChildFailure& f, const Launch& l, const std::st
   if (stage == "workdir") {
     return CommandError(sys_error("working directory " + l.workdir + " in the container", f.err,
                                   "create it, mount it, or pick another with --workdir"),
+                        126);
+  }
+  if (stage == "seccomp") {
+    return CommandError(sys_error("cannot install the seccomp filter in " + where, f.err,
+                                  "run with --no-seccomp (apt-get and dpkg then fail on "
+                                  "setgroups and chown), or set SECCOMP_FILTER no"),
                         126);
   }
   return CommandError(sys_error("cannot start the command (" + stage + ")", f.err), 126);
@@ -597,19 +613,19 @@ int run_container(const ContainerSpec& spec) {
                    : !spec.image.working_dir.empty() ? spec.image.working_dir
                                                      : "/";
   launch.workdir_required = !spec.workdir.empty();
-  launch.nest_user = !spec.remap_root;
-  launch.uid = spec.remap_root ? 0 : user.uid;
-  launch.gid = spec.remap_root ? 0 : user.gid;
-  if (spec.remap_root) env["HOME"] = "/root";
+  launch.id_call_filter = spec.id_call_filter;
+  const uid_t uid = spec.remap_root ? 0 : user.uid;
+  const gid_t gid = spec.remap_root ? 0 : user.gid;
+  if (spec.remap_root || spec.mount_home) env["HOME"] = home_in_container(spec, user);
 
   ScratchDir scratch(spec.runtime_dir);
-  enter_namespaces(spec, user);
+  enter_namespaces(spec, user, spec.remap_root);
   if (spec.unshare_net) bring_up_loopback();
   const fs::path s = scratch.path();
   LayeredRoot layers(spec, s);
 
   RootfsMounter rootfs(layers.root());
-  mount_system(rootfs, spec, s, user, launch.uid, launch.gid);
+  mount_system(rootfs, spec, s, user, uid, gid);
   for (const auto& m : spec.mounts) rootfs.apply(m);
   apply_plan(rootfs, plan);
   AdminHookOutput admin = run_admin_hooks(spec.hooks, layers.root(), s, host_env);
@@ -639,29 +655,19 @@ int run_container(const ContainerSpec& spec) {
 
 int exec_in_container(const ExecSpec& spec) {
   const std::string what = "container '" + spec.container_name + "'";
-  const uid_t uid = getuid();  // as the host knows us: joining changes what getuid() says
-  const gid_t gid = getgid();
   join_keeper(spec.keeper, what);
   Launch launch;
   launch.argv = spec.argv;
   for (const auto& [k, v] : spec.env) launch.envp.push_back(k + "=" + v);
   launch.workdir = spec.workdir;
   launch.workdir_required = spec.workdir_required;
-  launch.nest_user = !spec.remap_root;
-  launch.uid = spec.remap_root ? 0 : uid;
-  launch.gid = spec.remap_root ? 0 : gid;
+  launch.id_call_filter = spec.id_call_filter;
   return spawn_and_wait(launch, what, -1);
 }
 
-void enter_container(pid_t keeper, bool remap_root, const std::string& workdir,
-                     bool workdir_required, const std::string& what) {
-  const uid_t uid = getuid();
-  const gid_t gid = getgid();
+void enter_container(pid_t keeper, const std::string& workdir, bool workdir_required,
+                     bool id_call_filter, const std::string& what) {
   join_keeper(keeper, what);
-  if (!remap_root) {
-    if (unshare(CLONE_NEWUSER) != 0) throw sys_error("cannot enter " + what, errno);
-    map_self(uid, gid, 0, 0, false);
-  }
   if (chdir(workdir.c_str()) != 0) {
     if (workdir_required) {
       throw sys_error("working directory " + workdir + " in " + what, errno,
@@ -669,6 +675,7 @@ void enter_container(pid_t keeper, bool remap_root, const std::string& workdir,
     }
     if (chdir("/") != 0) throw sys_error("chdir / in " + what, errno);
   }
+  if (id_call_filter) install_id_call_filter();
 }
 
 void export_container(const ContainerSpec& spec, const fs::path& out) {
@@ -676,7 +683,8 @@ void export_container(const ContainerSpec& spec, const fs::path& out) {
   fs::path partial = target;
   partial += ".partial";
   ScratchDir scratch(spec.runtime_dir);
-  enter_namespaces(spec, HostUser::current());
+  // As root inside: the snapshot reads every file, whoever owns it.
+  enter_namespaces(spec, HostUser::current(), true);
   LayeredRoot layers(spec, scratch.path());
   try {
     snapshot_to_squashfs(layers.root(), partial, SquashfsOptions{});

@@ -23,8 +23,11 @@ UniqueFd mount_fuse(const std::filesystem::path& target, const char* fstype, uns
                                   : "/dev/fuse must be usable by users (mode 0666); "
                                     "`deepops-ctr check` explains");
   }
+  // The mount's owner is the caller as its own namespace maps it (root
+  // there, or the user's own ids): FUSE admits only that owner's requests.
   std::string opts = "fd=" + std::to_string(fuse.get()) +
-                     ",rootmode=40000,user_id=0,group_id=0,default_permissions";
+                     ",rootmode=40000,user_id=" + std::to_string(getuid()) +
+                     ",group_id=" + std::to_string(getgid()) + ",default_permissions";
   if (mount(fstype, target.c_str(), fstype, flags, opts.c_str()) != 0) {
     throw sys_error(std::string("cannot mount ") + fstype + " on " + target.string(), errno,
                     "`deepops-ctr check` tests FUSE in a user namespace");

@@ -71,12 +71,19 @@ HostUser HostUser::current() {
   return u;
 }
 
+// APT, run as root, switches its download methods to `_apt` and then checks
+// that the switch happened; under the seccomp filter it did not, and every
+// download fails ("Could not switch group"). Without the user, APT stays
+// root, as it does under Enroot, which drops the same entries.
+constexpr std::string_view kAptSandboxUser = "_apt";
+
 std::string merge_passwd(std::string_view image_passwd, const HostUser& user, uid_t uid, gid_t gid,
                          const std::string& shell) {
   std::vector<std::string> kept;
   const std::string uid_text = std::to_string(uid);
   for (const auto& l : lines_of(image_passwd)) {
     if (uid != 0 && (field(l, 0) == user.name || field(l, 2) == uid_text)) continue;
+    if (field(l, 0) == kAptSandboxUser) continue;
     kept.push_back(l);
   }
   if (!has_entry(kept, 2, "0")) kept.insert(kept.begin(), "root:x:0:0:root:/root:/bin/sh");
@@ -97,6 +104,7 @@ std::string merge_group(std::string_view image_group, const HostUser& user, gid_
   const std::string gid_text = std::to_string(gid);
   for (const auto& l : lines_of(image_group)) {
     if (gid != 0 && (field(l, 0) == user.group || field(l, 2) == gid_text)) continue;
+    if (field(l, 0) == kAptSandboxUser) continue;
     kept.push_back(l);
   }
   if (!has_entry(kept, 2, "0")) kept.insert(kept.begin(), "root:x:0:");

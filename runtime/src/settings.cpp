@@ -15,11 +15,11 @@ namespace {
 
 const std::vector<std::string>& known_keys() {
   static const std::vector<std::string> keys = {
-      "RUNTIME_PATH",        "CACHE_PATH", "DATA_PATH",       "CONFIG_PATH",
-      "MOUNT_HOME",          "REMAP_ROOT", "ROOTFS_WRITABLE", "RESTRICT_DEV",
-      "DRIVER_LIBRARY_DIRS", "HOST_ROOT",  "OVERLAY",         "SLURM_TMPFS",
-      "ALLOW_HTTP",          "CA_FILE",    "SYSTEM_CACHE",    "IMPORT_MAX_SIZE",
-      "IMPORT_MAX_ENTRIES"};
+      "RUNTIME_PATH",        "CACHE_PATH",    "DATA_PATH",       "CONFIG_PATH",
+      "MOUNT_HOME",          "REMAP_ROOT",    "ROOTFS_WRITABLE", "RESTRICT_DEV",
+      "DRIVER_LIBRARY_DIRS", "HOST_ROOT",     "OVERLAY",         "SLURM_TMPFS",
+      "ALLOW_HTTP",          "CA_FILE",       "SYSTEM_CACHE",    "IMPORT_MAX_SIZE",
+      "IMPORT_MAX_ENTRIES",  "SECCOMP_FILTER"};
   return keys;
 }
 
@@ -30,7 +30,7 @@ bool is_enroot_alias(const std::string& key) {
   if (std::find(keys.begin(), keys.end(), key) == keys.end()) return false;
   return key != "CACHE_PATH" && key != "DATA_PATH" && key != "DRIVER_LIBRARY_DIRS" &&
          key != "HOST_ROOT" && key != "OVERLAY" && key != "SLURM_TMPFS" && key != "CA_FILE" &&
-         key != "SYSTEM_CACHE" && !key.starts_with("IMPORT_MAX_");
+         key != "SYSTEM_CACHE" && key != "SECCOMP_FILTER" && !key.starts_with("IMPORT_MAX_");
 }
 
 std::string read_text(const fs::path& p) {
@@ -151,6 +151,8 @@ void Settings::set(const std::string& key, const std::string& value, const std::
     config_path = value;
   } else if (key == "MOUNT_HOME") {
     mount_home = parse_bool(value, what);
+  } else if (key == "SECCOMP_FILTER") {
+    seccomp_filter = parse_bool(value, what);
   } else if (key == "REMAP_ROOT") {
     remap_root = parse_bool(value, what);
   } else if (key == "ROOTFS_WRITABLE") {

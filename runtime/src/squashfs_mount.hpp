@@ -8,7 +8,9 @@ namespace deepops {
 
 // A squashfs image mounted read-only through FUSE, served by a forked child
 // that runs libsquashfuse_ll's handlers: no exec, no fusermount. The caller
-// must already be root in its own user namespace (it calls mount(2)).
+// must hold CAP_SYS_ADMIN in its own user namespace (it calls mount(2)). The
+// image's root-owned files are shown as the caller's, as its namespace maps
+// it: root when the user is remapped to root, else the user's own ids.
 // Killing the child (or the caller's death, through PDEATHSIG) ends the mount
 // together with the mount namespace.
 class SquashfsMount {

@@ -79,10 +79,25 @@ fi
 
 # ---- identity
 expect "id inside is the user's" "$USER_UID:$USER_GID:$USER_NAME" as_user start "$IMG" sh -c 'echo $(id -u):$(id -g):$(id -un)'
-expect "uid_map maps the user onto the keeper" "$USER_UID 0 1" as_user start "$IMG" sh -c 'echo $(cat /proc/self/uid_map)'
+expect "uid_map maps the user onto itself, as Enroot's" "$USER_UID $USER_UID 1" as_user start "$IMG" sh -c 'echo $(cat /proc/self/uid_map)'
+expect "gid_map maps the group onto itself" "$USER_GID $USER_GID 1" as_user start "$IMG" sh -c 'echo $(cat /proc/self/gid_map)'
 expect "--remap-root: uid 0 inside" "0:0:root" as_user start --remap-root "$IMG" sh -c 'echo $(id -u):$(id -g):$(id -un)'
 expect "--remap-root: uid_map 0 -> user" "0 $USER_UID 1" as_user start -r "$IMG" sh -c 'echo $(cat /proc/self/uid_map)'
 expect "image files belong to the user" "$USER_UID" as_user start "$IMG" stat -c %u /bin/busybox
+expect "--remap-root: image files belong to root" "0" as_user start -r "$IMG" stat -c %u /bin/busybox
+
+# ---- the seccomp filter: set*id and chown succeed and do nothing
+expect "the seccomp filter is on (Seccomp: 2)" "2" as_user start "$IMG" sh -c 'grep "^Seccomp:" /proc/self/status | cut -f2'
+expect "--no-seccomp: no filter" "0" as_user start --no-seccomp "$IMG" sh -c 'grep "^Seccomp:" /proc/self/status | cut -f2'
+expect "SECCOMP_FILTER=no: no filter" "0" as_user DEEPOPS_SECCOMP_FILTER=no start "$IMG" sh -c 'grep "^Seccomp:" /proc/self/status | cut -f2'
+touch "$work/shared/owned"
+chown "$USER_NAME:" "$work/shared/owned"
+expect "chown of a host file 'succeeds' inside" "chown-ok" as_user start -r -m "$work/shared:/shared" "$IMG" sh -c 'chown 0:0 /shared/owned && chown 65534:65534 /shared/owned && echo chown-ok'
+owner=$(stat -c %U:%G "$work/shared/owned")
+if [[ $owner == "$USER_NAME:$(id -gn "$USER_NAME")" ]]; then pass "the faked chown left the host file's owner alone"; else
+  fail "the host file's owner changed to $owner"
+fi
+expect_fail "without the filter, chown to another id fails" "Invalid argument" as_user start --no-seccomp -r -m "$work/shared:/shared" "$IMG" busybox chown 65534 /shared/owned
 
 # ---- read-only and writable roots
 expect_fail "read-only root refuses writes" "Read-only file system" as_user start "$IMG" touch /newfile
@@ -132,7 +147,9 @@ chmod 4755 "$tree/suid-probe"
 ln -s "/../../../../../..$work/outside" "$tree/escape"
 mksquashfs "$tree" "$work/evil.sqsh" -all-root -noappend -quiet >/dev/null
 chmod 0644 "$work/evil.sqsh"
-expect "setuid-root binary in an image grants nothing" "$USER_UID -1" as_user start "$work/evil.sqsh" /suid-probe
+# (setuid(0) "succeeds" under the seccomp filter, and the euid stays the user's.)
+expect "setuid-root binary in an image grants nothing" "$USER_UID 0" as_user start "$work/evil.sqsh" /suid-probe
+expect "setuid-root binary grants nothing without the filter" "$USER_UID -1" as_user start --no-seccomp "$work/evil.sqsh" /suid-probe
 expect "setuid-root binary grants nothing with remap-root either" "0 0" as_user start -r "$work/evil.sqsh" /suid-probe
 as_user start -m "$work/shared:/escape/inside:x-create=dir" "$work/evil.sqsh" true >/dev/null 2>&1 || true
 if [[ -z $(ls -A "$work/outside") ]]; then pass "a symlink in the image cannot lead a mount out of the root"; else
@@ -162,6 +179,11 @@ expect "the environment beats deepops.conf" "$USER_UID" as_user ENROOT_REMAP_ROO
 expect "the command line beats the environment" "0" as_user DEEPOPS_REMAP_ROOT=no start -r "$IMG" id -u
 rm "$work/conf/deepops.conf"
 expect "--mount-home binds the home folder" "$(getent passwd "$USER_NAME" | cut -d: -f6)" as_user start --mount-home "$IMG" sh -c 'cd && pwd'
+home=$(getent passwd "$USER_NAME" | cut -d: -f6)
+touch "$home/.deepops-home-probe"
+chown "$USER_NAME:" "$home/.deepops-home-probe"
+expect "--mount-home --remap-root: the home at /root, HOME=/root, as Enroot" "/root yes" as_user start -r --mount-home "$IMG" sh -c 'cd && echo $(pwd) $(test -e /root/.deepops-home-probe && echo yes)'
+rm -f "$home/.deepops-home-probe"
 expect "passwd has the user" "$USER_NAME" as_user start "$IMG" sh -c 'grep "^$(id -un):" /etc/passwd | cut -d: -f1'
 
 # ---- native hooks against a fixture tree standing in for a GPU + RDMA host
@@ -208,8 +230,10 @@ echo "SITE_HOOK=ran-as-$(id -u)" >>"$ENROOT_ENVIRON"
 echo "tmpfs /hooked tmpfs x-create=dir,size=1m" >>"$ENROOT_MOUNTS"
 HOOK
 chmod 0755 "$work/conf/hooks.d/10-site.sh"
-expect "admin hook: its environ and mounts apply" "ran-as-0 tmpfs" \
+# Hooks run as the container's user, as Enroot's: the user, or root when remapped.
+expect "admin hook: its environ and mounts apply" "ran-as-$USER_UID tmpfs" \
   as_user start "$IMG" sh -c 'echo $SITE_HOOK $(grep " /hooked " /proc/self/mounts | cut -d" " -f3)'
+expect "admin hook: runs as root with --remap-root" "ran-as-0" as_user start -r "$IMG" sh -c 'echo $SITE_HOOK'
 printf '#!/bin/sh\necho "license server unreachable"\nexit 3\n' >"$work/conf/hooks.d/20-license.sh"
 chmod 0755 "$work/conf/hooks.d/20-license.sh"
 expect_fail "a failing admin hook is named, with its output" "20-license.sh exited with status 3" as_user start "$IMG" true

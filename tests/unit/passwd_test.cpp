@@ -185,5 +185,18 @@ TEST(MergeGroup, MatchesWholeFieldsOnly) {
                  }));
 }
 
+// APT would switch to `_apt` and fail under the seccomp filter (Enroot drops
+// the same entries).
+TEST(MergePasswd, DropsAptsSandboxUser) {
+  auto got = lines(merge_passwd(
+      "root:x:0:0:root:/root:/bin/bash\n_apt:x:42:65534::/nonexistent:/usr/sbin/nologin\n", alice(),
+      0, 0, "/bin/sh"));
+  EXPECT_EQ(got, (std::vector<std::string>{
+                     "root:x:0:0:root:/root:/bin/bash",
+                     "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin"}));
+  EXPECT_EQ(lines(merge_group("root:x:0:\n_apt:x:42:\n", alice(), 0)),
+            (std::vector<std::string>{"root:x:0:", "nogroup:x:65534:"}));
+}
+
 }  // namespace
 }  // namespace deepops

@@ -41,6 +41,9 @@ struct ContainerSpec {
 
   bool writable = false;    // keep "/" writable (changes live in RAM, gone at exit)
   bool remap_root = false;  // run as uid 0 inside (still the caller outside)
+  // Fake success for the set*id and chown calls, as Enroot and Pyxis do, so
+  // that apt, dpkg and pip work (see id_call_filter in runtime/src).
+  bool id_call_filter = true;
   bool mount_home = false;
   bool restrict_dev = false;  // a minimal /dev instead of the host's
   OverlayKind overlay = OverlayKind::automatic;
@@ -94,7 +97,7 @@ int run_container(const ContainerSpec& spec);
 // namespaces: `deepops-ctr exec`.
 struct ExecSpec {
   pid_t keeper = 0;
-  bool remap_root = false;  // how the keeper was started
+  bool id_call_filter = true;
   std::vector<std::string> argv;
   std::map<std::string, std::string> env;
   std::string workdir = "/";
@@ -104,12 +107,13 @@ struct ExecSpec {
 int exec_in_container(const ExecSpec& spec);
 
 // Moves the calling process itself into a running container, as its command
-// would be: the keeper's user and mount namespaces, then the caller's own uid
-// (unless remap_root), then the working directory. The caller must be
+// would be: the keeper's user and mount namespaces (the caller's ids inside
+// are the keeper's: the user's own, or root if the keeper was remapped), the
+// working directory, then the seccomp filter. The caller must be
 // single-threaded and dumpable; it goes on to exec the command itself (a
 // Slurm task). `what` names the container in messages.
-void enter_container(pid_t keeper, bool remap_root, const std::string& workdir,
-                     bool workdir_required, const std::string& what);
+void enter_container(pid_t keeper, const std::string& workdir, bool workdir_required,
+                     bool id_call_filter, const std::string& what);
 
 // Writes the container's root (image plus writable layer) to a new squashfs
 // at `out`, with the image's metadata beside it (see ImageCache::write_beside).

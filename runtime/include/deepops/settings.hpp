@@ -29,6 +29,7 @@ struct Settings {
   bool remap_root = false;
   bool rootfs_writable = false;
   bool restrict_dev = false;
+  bool seccomp_filter = true;  // fake success for set*id/chown calls (Enroot's filter)
   OverlayKind overlay = OverlayKind::automatic;  // OVERLAY: auto, kernel or fuse
   // Folders searched for the NVIDIA driver's libraries (colon-separated);
   // empty: the host's ld.so cache and the usual folders.
