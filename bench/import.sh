@@ -31,7 +31,7 @@ tests/images/build.sh "$IMAGE"
 work=$(mktemp -d /var/tmp/deepops-bench.XXXXXX)
 cleanup() { tests/lab/lab down --name bench >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
-tests/lab/lab up --name bench --nodes 1 --ports 18000 --no-images >/dev/null
+tests/lab/lab up --name bench --nodes 1 --ports 18000 --no-images --no-apt >/dev/null
 # shellcheck disable=SC1091
 source /var/lib/deepops-lab/bench/env
 unset DEEPOPS_LAB # the bench's own processes are not lab stragglers

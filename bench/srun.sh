@@ -46,7 +46,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 say "starting lab $LAB with the plugin"
-tests/lab/lab up --name "$LAB" --mode loopback --nodes 1 --ports "$PORTS" >/dev/null
+tests/lab/lab up --name "$LAB" --mode loopback --nodes 1 --ports "$PORTS" --no-apt >/dev/null
 tests/lab/lab plugin --name "$LAB" -- "$PLUGIN" >/dev/null 2>&1
 # shellcheck disable=SC1090
 source "${DEEPOPS_LAB_ROOT:-/var/lib/deepops-lab}/$LAB/env"

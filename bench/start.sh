@@ -87,7 +87,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 say "starting lab $LAB"
-tests/lab/lab up --name "$LAB" --mode loopback --nodes 1 --ports "$PORTS" --no-images >/dev/null
+tests/lab/lab up --name "$LAB" --mode loopback --nodes 1 --ports "$PORTS" --no-images --no-apt >/dev/null
 # shellcheck disable=SC1090
 source "${DEEPOPS_LAB_ROOT:-/var/lib/deepops-lab}/$LAB/env"
 REG=$DEEPOPS_LAB_REGISTRY

@@ -23,7 +23,7 @@ cmake -S . -B build -G Ninja >/dev/null
 cmake --build build -j "$(nproc)" | tail -n 1
 
 say "3. A local registry and a one-node Slurm cluster"
-"${LAB[@]}" up --name "$NAME" --nodes 1 --ports "$PORTS"
+"${LAB[@]}" up --name "$NAME" --nodes 1 --ports "$PORTS" --no-apt
 trap 'say "Tear down"; "$REPO/${LAB[0]}" down --name "$NAME"; rm -rf /var/tmp/deepops-demo-cache' EXIT
 
 say "4. The test image in the local registry"

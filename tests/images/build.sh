@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds every image of the default test run into the image cache, reusing
-# what is already built from the same sources. The large benchmark image is
+# what is already built from the same sources, and the lab's apt repository
+# (apt-repo, not an image: tests/lab/lab serves it). The large benchmark image is
 # separate: tests/images/build-large.sh.
 #
 # Usage: tests/images/build.sh [NAME...]   (default: all)
@@ -10,7 +11,7 @@ source "$(dirname "$0")/common.sh"
 
 SYNTHETIC=(tiny layered zstd multiarch)
 names=("$@")
-[[ ${#names[@]} -gt 0 ]] || names=("${SYNTHETIC[@]}" debian-openmpi)
+[[ ${#names[@]} -gt 0 ]] || names=("${SYNTHETIC[@]}" debian-openmpi debian-apt apt-repo)
 
 # In a Slurm release root (tests/matrix/enter) the cache is the host's,
 # read-only, and the builders' tools are not installed: use what is there.
@@ -33,7 +34,9 @@ for name in "${names[@]}"; do
       publish "$name" "$key" "$work"
       ;;
     debian-openmpi) "$IMAGES_SRC/build-debian-openmpi.sh" ;;
+    debian-apt) "$IMAGES_SRC/build-debian-apt.sh" ;;
+    apt-repo) "$IMAGES_SRC/build-apt-repo.sh" ;;
     large) "$IMAGES_SRC/build-large.sh" ;;
-    *) die "unknown image '$name' (known: ${SYNTHETIC[*]} debian-openmpi large)" ;;
+    *) die "unknown image '$name' (known: ${SYNTHETIC[*]} debian-openmpi debian-apt apt-repo large)" ;;
   esac
 done

@@ -25,7 +25,8 @@ copy() { # SRC_NAME DEST_NAME [skopeo options]
 
 for dir in "$DEEPOPS_IMAGE_CACHE"/*/; do
   name=$(basename "$dir")
-  [[ -f $dir/.built && $name != large ]] || continue
+  # Built OCI layouts only: not the large image, nor apt-repo (no image).
+  [[ -f $dir/.built && -f $dir/oci-layout && $name != large ]] || continue
   copy "$name" "$name" --preserve-digests
   log "pushed deepops/$name"
 done
