@@ -185,6 +185,10 @@ struct StepImage {
   std::string notice;  // "imported X in 2.1 s"
 };
 
+void progress_line(int fd, const std::string& line) {
+  write_all(fd, json{{"progress", line}}.dump() + "\n");
+}
+
 // One line for the user, at most every 2 s and at each change of phase.
 class ProgressLines {
  public:
@@ -200,7 +204,7 @@ class ProgressLines {
     std::snprintf(line, sizeof(line), "importing %s: %.0f/%.0f MB downloaded, %d/%d layers merged",
                   p.image.c_str(), static_cast<double>(p.bytes_downloaded) / 1e6,
                   static_cast<double>(p.bytes_total) / 1e6, p.layers_merged, p.layers);
-    write_all(fd_, json{{"progress", line}}.dump() + "\n");
+    progress_line(fd_, line);
   }
 
  private:
@@ -209,8 +213,14 @@ class ProgressLines {
   std::chrono::steady_clock::time_point last_{};
 };
 
-StepImage import_in_child(const RegistryImage& ref, const Settings& settings, int progress_fd) {
+// Pyxis prints "importing docker image: IMAGE" and "imported docker image:
+// IMAGE" on every step with a registry image, and scripts grep for them:
+// each step here prints both, the second saying whether the image came
+// from the cache or how long its import took.
+StepImage import_in_child(const RegistryImage& ref, const std::string& shown,
+                          const Settings& settings, int progress_fd) {
   auto started = std::chrono::steady_clock::now();
+  progress_line(progress_fd, "importing docker image: " + shown);
   // The import runs in a child that dies of the keeper's SIGTERM (and may be
   // SIGKILLed): its scratch folder in the cache (tmp/<digest>.<pid>) is then
   // removed here, while the dead child still holds its pid.
@@ -257,12 +267,14 @@ StepImage import_in_child(const RegistryImage& ref, const Settings& settings, in
   json j = json::parse(value);
   StepImage out{j["squashfs"].get<std::string>(), ImageConfig::from_json(j["config"]),
                 ref.canonical(), ""};
-  if (!j["cached"].get<bool>()) {
+  if (j["cached"].get<bool>()) {
+    progress_line(progress_fd, "imported docker image: " + shown + " (found in the cache)");
+  } else {
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    char line[256];
-    std::snprintf(line, sizeof(line), "imported %s (%.0f MB) in %.1f s", out.name.c_str(),
+    char detail[128];
+    std::snprintf(detail, sizeof(detail), " (%.0f MB in %.1f s)",
                   static_cast<double>(j["size"].get<int64_t>()) / 1e6, s);
-    out.notice = line;
+    progress_line(progress_fd, "imported docker image: " + shown + detail);
   }
   return out;
 }
@@ -284,13 +296,16 @@ std::optional<StepImage> cached_fallback(const RegistryImage& ref, const Setting
                        hits[0].imported_at};
 }
 
-StepImage import_or_cached(const RegistryImage& ref, const Settings& settings, int progress_fd) {
+// A failed import keeps Pyxis's words first (what users and scripts look
+// for), then what went wrong and the fix.
+StepImage import_or_cached(const RegistryImage& ref, const std::string& shown,
+                           const Settings& settings, int progress_fd) {
   try {
-    return import_in_child(ref, settings, progress_fd);
+    return import_in_child(ref, shown, settings, progress_fd);
   } catch (const Error& e) {
     throw_if_stopped();
     if (auto cached = cached_fallback(ref, settings, e)) return *cached;
-    throw;
+    throw Error(e.code(), "failed to import docker image " + shown + ": " + e.what(), e.hint());
   }
 }
 
@@ -306,7 +321,7 @@ StepImage resolve_image(const std::string& image, const Settings& settings, cons
     auto meta = ImageCache::read_beside(p);
     return {p, meta ? meta->config : ImageConfig{}, image, ""};
   }
-  return import_or_cached(std::get<RegistryImage>(source), settings, progress_fd);
+  return import_or_cached(std::get<RegistryImage>(source), image, settings, progress_fd);
 }
 
 // ------------------------------------------------------------ the keeper
@@ -456,6 +471,30 @@ std::string no_container_hint(const std::string& name) {
          " --container-image=IMAGE (deepops-ctr list --containers shows yours)";
 }
 
+// A step that asks for its own namespace (--container-unshare) cannot join a
+// running container that shares the host's: Pyxis refuses it, and joining
+// silently would give the step the host's network, IPC or hostname.
+void check_unshared_as_asked(const NamedContainer& c, const ContainerRequest& r) {
+  for (auto [asked, name, what] :
+       {std::tuple{r.unshare_net, "net", "network"}, std::tuple{r.unshare_ipc, "ipc", "IPC"},
+        std::tuple{r.unshare_uts, "uts", "UTS"}}) {
+    if (!asked) continue;
+    struct stat theirs {
+    }, ours{};
+    const std::string ns = std::string("/ns/") + name;
+    if (stat(("/proc/" + std::to_string(*c.keeper) + ns).c_str(), &theirs) != 0 ||
+        stat(("/proc/self" + ns).c_str(), &ours) != 0) {
+      continue;  // the keeper just ended: the attach fails on its own
+    }
+    if (theirs.st_ino == ours.st_ino) {
+      throw Error(Errc::invalid_argument,
+                  std::string("--container-unshare=") + name + " requested but container '" +
+                      c.name + "' is not in a separate " + what + " namespace",
+                  "drop --container-unshare to join it, or start it with that option");
+    }
+  }
+}
+
 // Picks what to start for a named container, or returns a report that
 // attaches to the one already running.
 std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest& r,
@@ -480,6 +519,7 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
       throw Error(Errc::busy, "container '" + r.name->name + "' is running in another step",
                   ":no_exec never joins a running container; use :auto or :exec to join it");
     }
+    check_unshared_as_asked(*found, r);
     return attach_report(*found, r, settings, step);
   }
   if (mode == M::exec) {
@@ -529,9 +569,8 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
     throw_if_stopped();
     apply_request(plan.spec, r, settings, config, step, plan.named.has_value());
     if (r.entrypoint.value_or(false) && !plan.spec.image.entrypoint.empty()) {
-      // Once per node, before the tasks: what it prepares stays for them.
-      plan.spec.prepare = plan.spec.image.entrypoint;
-      plan.spec.prepare.push_back("true");
+      // Once per node, around the tasks: what it starts and exports is theirs.
+      plan.spec.init_entrypoint = plan.spec.image.entrypoint;
     }
     KeeperReport& rep = plan.report;
     rep.container = plan.spec.image_name;
@@ -583,7 +622,7 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
       rep.workdir_required = ready.workdir_required;
       rep.remap_root = ready.remap_root;
       rep.id_call_filter = plan.spec.id_call_filter;
-      if (r.entrypoint_log) rep.log = ready.prepare_output;
+      if (r.entrypoint_log) rep.log = ready.init_output;
       write_all(report_fd, rep.to_json());
       close(report_fd);
     };

@@ -22,6 +22,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <tuple>
 
 #include "admin_hooks.hpp"
 #include "deepops/error.hpp"
@@ -146,9 +147,24 @@ void bring_up_loopback() {
   }
 }
 
+// An IPC namespace of its own (--unshare ipc) also gets its own POSIX shared
+// memory and message queues, as under Enroot: the host's /dev/shm would
+// still join the two.
+// The host's /dev is bound, not copied: nothing is created in it, and a
+// folder the host lacks is left out.
+void mount_ipc_dev(RootfsMounter& m, const ContainerSpec& spec, bool host_dev) {
+  if (!spec.unshare_ipc) return;
+  for (auto [type, target, data] :
+       {std::tuple{"tmpfs", "/dev/shm", "mode=1777"}, std::tuple{"mqueue", "/dev/mqueue", ""}}) {
+    if (host_dev && !m.exists(target)) continue;
+    m.mount_fs(type, type, target, MS_NOSUID | MS_NODEV | MS_NOEXEC, data, host_dev ? kNone : kDir);
+  }
+}
+
 void mount_dev(RootfsMounter& m, const ContainerSpec& spec) {
   if (!spec.restrict_dev) {
     m.bind("/dev", "/dev", true, false, kDir);
+    mount_ipc_dev(m, spec, true);
     return;
   }
   m.mount_fs("tmpfs", "tmpfs", "/dev", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k", kDir);
@@ -158,7 +174,11 @@ void mount_dev(RootfsMounter& m, const ContainerSpec& spec) {
   }
   m.mount_fs("devpts", "devpts", "/dev/pts", MS_NOSUID | MS_NOEXEC,
              "newinstance,ptmxmode=0666,mode=0620", kDir);
-  m.bind("/dev/shm", "/dev/shm", false, false, kDir);
+  if (spec.unshare_ipc) {
+    mount_ipc_dev(m, spec, false);
+  } else {
+    m.bind("/dev/shm", "/dev/shm", false, false, kDir);
+  }
   UniqueFd dev = m.resolve("/dev", kNone, true);
   for (auto [name, target] : {std::pair{"ptmx", "pts/ptmx"},
                               {"fd", "/proc/self/fd"},
@@ -509,48 +529,106 @@ int hold_until_stopped(pid_t server) {
   }
 }
 
-// Runs spec.prepare with its output in a memory file (a pipe could fill up
-// before it exits), and returns the end of that output.
-std::string run_prepare(const Launch& base, const ContainerSpec& spec, pid_t server) {
-  Launch l = base;
-  l.argv = spec.prepare;
-  l.workdir_required = false;
-  UniqueFd out(memfd_create("deepops-prepare", MFD_CLOEXEC));
-  UniqueFd saved_out(dup(STDOUT_FILENO)), saved_err(dup(STDERR_FILENO));
-  if (!out || !saved_out || !saved_err) throw sys_error("cannot capture " + l.argv[0], errno);
-  dup2(out.get(), STDOUT_FILENO);
-  dup2(out.get(), STDERR_FILENO);
-  auto restore = [&] {
-    dup2(saved_out.get(), STDOUT_FILENO);
-    dup2(saved_err.get(), STDERR_FILENO);
-  };
-  int status = 0;
-  try {
-    status = spawn_and_wait(l, spec.image_name, server);
-  } catch (...) {
-    restore();
-    throw;
-  }
-  restore();
+// The last 64 KiB of what was written to `out`.
+std::string tail_of(int out) {
   constexpr off_t kKeep = 64 * 1024;
-  off_t size = lseek(out.get(), 0, SEEK_END);
+  off_t size = lseek(out, 0, SEEK_END);
   off_t from = size > kKeep ? size - kKeep : 0;
-  std::string text(static_cast<size_t>(size - from), '\0');
-  ssize_t got = pread(out.get(), text.data(), text.size(), from);
+  std::string text(static_cast<size_t>(std::max<off_t>(size - from, 0)), '\0');
+  ssize_t got = pread(out, text.data(), text.size(), from);
   text.resize(got > 0 ? static_cast<size_t>(got) : 0);
-  if (status != 0) {
-    std::string last = text;
-    while (!last.empty() && last.back() == '\n') last.pop_back();
-    last = last.substr(last.rfind('\n') == std::string::npos ? 0 : last.rfind('\n') + 1);
-    std::string cmd;
-    for (const auto& a : l.argv) cmd += (cmd.empty() ? "" : " ") + a;
-    throw Error(Errc::internal,
-                "the image's entrypoint (" + cmd + ") failed with exit status " +
-                    std::to_string(status) + (last.empty() ? "" : ": " + last),
-                "fix the image, or run without --container-entrypoint");
-  }
   return text;
 }
+
+std::string last_line(std::string text) {
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  size_t nl = text.rfind('\n');
+  return nl == std::string::npos ? text : text.substr(nl + 1);
+}
+
+// A process's environment as the kernel has it (NUL-separated), at most
+// 4 MiB: it is the user's process, and the keeper reads no more than that.
+std::map<std::string, std::string> read_environ(pid_t pid) {
+  UniqueFd fd(open(("/proc/" + std::to_string(pid) + "/environ").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw sys_error("cannot read the environment of the image's entrypoint", errno);
+  constexpr size_t kMax = 4 << 20;
+  std::string text;
+  char chunk[65536];
+  ssize_t n;
+  while (text.size() < kMax && (n = read(fd.get(), chunk, sizeof(chunk))) > 0)
+    text.append(chunk, n);
+  std::map<std::string, std::string> env;
+  for (size_t at = 0; at < text.size();) {
+    size_t end = text.find('\0', at);
+    if (end == std::string::npos) end = text.size();
+    std::string kv = text.substr(at, end - at);
+    size_t eq = kv.find('=');
+    if (eq != std::string::npos && eq > 0) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+    at = end + 1;
+  }
+  return env;
+}
+
+// The container's init (ContainerSpec::init_entrypoint): started, waited for
+// until its shell stops itself, then held stopped until the container ends.
+class EntrypointInit {
+ public:
+  EntrypointInit(const Launch& base, const ContainerSpec& spec) {
+    Launch l = base;
+    l.argv = spec.init_entrypoint;
+    for (const char* word : {"/bin/sh", "-c", "kill -STOP $$; exit 0"}) l.argv.push_back(word);
+    l.workdir_required = false;
+    UniqueFd out(memfd_create("deepops-entrypoint", MFD_CLOEXEC));
+    if (!out) throw sys_error("cannot capture the image's entrypoint", errno);
+    pid_t keeper = getpid();
+    sigset_t current;
+    sigprocmask(SIG_SETMASK, nullptr, &current);
+    pid_ = fork();
+    if (pid_ < 0) throw sys_error("cannot start the image's entrypoint", errno);
+    if (pid_ == 0) {
+      dup2(out.get(), STDOUT_FILENO);
+      dup2(out.get(), STDERR_FILENO);
+      // It stays for the container's life, with whatever it starts: it must
+      // not hold the keeper's descriptors (the report pipe, whose end tells
+      // slurmstepd the report is complete).
+      syscall(SYS_close_range, 3U, ~0U, 0U);
+      exec_command(l, -1, keeper, current);
+    }
+    int status = 0;
+    while (waitpid(pid_, &status, WUNTRACED) < 0 && errno == EINTR) {
+    }
+    output_ = tail_of(out.get());
+    if (!WIFSTOPPED(status)) {
+      pid_ = -1;
+      std::string cmd;
+      for (const auto& a : spec.init_entrypoint) cmd += (cmd.empty() ? "" : " ") + a;
+      std::string how = WIFEXITED(status)
+                            ? "exited with status " + std::to_string(WEXITSTATUS(status))
+                            : "was killed by signal " + std::to_string(WTERMSIG(status));
+      std::string last = last_line(output_);
+      throw Error(Errc::internal,
+                  "the image's entrypoint (" + cmd + ") " + how +
+                      " instead of running the command" + (last.empty() ? "" : ": " + last),
+                  "if the image has an unusual entrypoint, try --no-container-entrypoint");
+    }
+    env_ = read_environ(pid_);
+  }
+  EntrypointInit(const EntrypointInit&) = delete;
+  EntrypointInit& operator=(const EntrypointInit&) = delete;
+  ~EntrypointInit() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+  const std::map<std::string, std::string>& environment() const { return env_; }
+  const std::string& output() const { return output_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::map<std::string, std::string> env_;
+  std::string output_;
+};
 
 }  // namespace
 
@@ -643,11 +721,12 @@ int run_container(const ContainerSpec& spec) {
   }
   scratch.remove();
 
-  std::string prepared;
-  if (!spec.prepare.empty()) prepared = run_prepare(launch, spec, layers.server_pid());
+  std::optional<EntrypointInit> init;
+  if (spec.hold && !spec.init_entrypoint.empty()) init.emplace(launch, spec);
   if (spec.on_ready) {
-    spec.on_ready(
-        ReadyContainer{env, launch.workdir, launch.workdir_required, spec.remap_root, prepared});
+    spec.on_ready(ReadyContainer{init ? init->environment() : env, launch.workdir,
+                                 launch.workdir_required, spec.remap_root,
+                                 init ? init->output() : std::string()});
   }
   if (spec.hold) return hold_until_stopped(layers.server_pid());
   return spawn_and_wait(launch, spec.image_name, layers.server_pid());

@@ -92,6 +92,11 @@ else fail "multi-node step: $out"; fi
 expect "a step without --container-image is left alone" "$(readlink -f /bin/sh)" srun readlink -f /bin/sh
 expect "the task is the user, uid mapped to itself" "$(id -u "$USER_NAME")" \
   srun --container-image="$IMG" id -u
+uid=$(id -u "$USER_NAME")
+expect "a task's uid_map reads 'UID UID 1', as under Pyxis" "$uid $uid 1" \
+  srun --container-image="$IMG" sh -c 'echo $(cat /proc/self/uid_map)'
+expect "a task runs under the seccomp filter (Seccomp: 2)" "2" \
+  srun --container-image="$IMG" sh -c 'grep "^Seccomp:" /proc/self/status | cut -f2'
 
 if [[ $QUICK == 1 ]]; then
   echo "spank_test (quick, lab $LAB_NAME): $failures failure(s)"
@@ -102,6 +107,8 @@ fi
 expect_fail "bad image name: srun refuses it" 255 "invalid image reference" \
   srun --container-image='bad::name' true
 expect_fail "unknown image: not found, with the fix" 1 "not found on $DEEPOPS_LAB_REGISTRY" \
+  srun --container-image="$DEEPOPS_LAB_REGISTRY/deepops/no-such-image" true
+expect_fail "a failed import keeps Pyxis's words" 1 "failed to import docker image $DEEPOPS_LAB_REGISTRY/deepops/no-such-image: " \
   srun --container-image="$DEEPOPS_LAB_REGISTRY/deepops/no-such-image" true
 expect_fail "unknown registry: cannot connect" 1 "is the registry up and reachable" \
   srun --container-image=127.0.0.1:9/deepops/tiny true
@@ -161,6 +168,18 @@ expect "--container-unshare=uts: its own hostname" "renamed" \
 expect "--container-unshare=ipc: its own IPC namespace" "own" \
   srun --container-image="$IMG" --container-unshare=ipc \
   sh -c "[ \"\$(readlink /proc/self/ns/ipc)\" != '$(readlink /proc/self/ns/ipc)' ] && echo own"
+touch /dev/shm/deepops-spank-probe
+expect "--container-unshare=ipc: its own /dev/shm" "own" \
+  srun --container-image="$IMG" --container-unshare=ipc \
+  sh -c 'test -e /dev/shm/deepops-spank-probe && echo host || echo own'
+expect "without it, the host's /dev/shm" "host" \
+  srun --container-image="$IMG" sh -c 'test -e /dev/shm/deepops-spank-probe && echo host || echo own'
+rm -f /dev/shm/deepops-spank-probe
+if [[ -d /dev/mqueue ]]; then  # (a host without it has no folder to mount over)
+  expect "--container-unshare=ipc: its own /dev/mqueue" "mqueue" \
+    srun --container-image="$IMG" --container-unshare=ipc \
+    sh -c 'grep " /dev/mqueue " /proc/self/mounts | tail -n1 | cut -d" " -f1'
+fi
 
 # ---- the GPU and InfiniBand hooks, through the plugin, on a fixture host
 fx=$work/host
@@ -187,7 +206,7 @@ meta = json.load(open(p))
 c = meta["config"]
 c["env"] += ["PYTORCH_VERSION=2.3.0", "FROM_IMAGE=image", "SHARED=image"]
 c["working_dir"] = "/etc"
-c["entrypoint"] = ["/bin/sh", "-c", "echo entrypoint-ran; echo marked >/tmp/entry-mark; exec \"$@\"", "entry"]
+c["entrypoint"] = ["/bin/sh", "-c", "echo entrypoint-ran; echo marked >/tmp/entry-mark; export FROM_ENTRYPOINT=exported SHARED=entrypoint; exec \"$@\"", "entry"]
 json.dump(meta, open(p, "w"))
 PY
 PT=./pt.sqsh
@@ -212,6 +231,8 @@ expect "--container-entrypoint runs it first, once per node" "marked" \
   srun --container-image="$PT" --container-entrypoint cat /tmp/entry-mark
 expect_fail "--container-entrypoint-log shows its output" 0 "entrypoint-ran" \
   srun --container-image="$PT" --container-entrypoint --container-entrypoint-log true
+expect "the entrypoint wraps the tasks: what it exports reaches them" "exported entrypoint" \
+  srun --container-image="$PT" --container-entrypoint sh -c 'echo $FROM_ENTRYPOINT $SHARED'
 expect "PYXIS_CONTAINER_IMAGE: the variable works as the option" "/bin/busybox" \
   env PYXIS_CONTAINER_IMAGE="$IMG" srun readlink -f /bin/sh
 expect "PYXIS_CONTAINER_WORKDIR loses to --container-workdir" "/etc" \
@@ -242,6 +263,9 @@ expect "--container-name=NAME (auto) joins it too" "live" \
   srun -w n1 --container-name=c1 cat /tmp/live
 expect_fail "--container-name=NAME:no_exec refuses a running one" 1 "never joins" \
   srun -w n1 --container-name=c1:no_exec true
+expect_fail "joining with --container-unshare=ipc a container that lacks it: refused" 1 \
+  "--container-unshare=ipc requested but container 'c1' is not in a separate IPC namespace" \
+  srun -w n1 --container-name=c1 --container-unshare=ipc true
 as_user scancel -u "$USER_NAME" >/dev/null 2>&1 || true
 # shellcheck disable=SC2317 # called through wait_until
 c1_stopped() { ! c1_running; }
@@ -253,6 +277,41 @@ expect "--container-save: writes end up in a new image" "saved" \
   sh -c 'echo saved >/saved-file && cat /saved-file'
 expect "the saved image runs, with the writes" "saved" \
   srun --container-image="$work/out/saved.sqsh" cat /saved-file
+
+# ---- what Pyxis scripts do: apt-get in a step, home, progress lines
+# debian-apt's only package source is the lab's repository (DEEPOPS_LAB_APT_URL).
+APT_IMG=$DEEPOPS_LAB_REGISTRY/deepops/debian-apt
+HELLO="deepops-hello: hello from the lab apt repository"
+expect "apt-get install in a --container-remap-root step" "$HELLO" \
+  srun -w n1 --container-image="$APT_IMG" --container-remap-root --container-writable \
+  sh -c 'apt-get update -qq >/dev/null && apt-get install -y -qq deepops-hello >/dev/null 2>&1 && deepops-hello'
+if grep -q "setgroups\|Could not switch" "$work/stderr"; then
+  fail "apt-get in a container: $(head -c 400 "$work/stderr")"
+fi
+expect "apt-get update without remap-root (no setgroups error)" "updated" \
+  srun -w n1 --container-image="$APT_IMG" sh -c 'apt-get update -qq >/dev/null 2>&1 && echo updated'
+expect "install, --container-save, then a second step finds the package" "$HELLO" \
+  bash -c 'srun -w n1 --container-image="$0" --container-remap-root --container-save="$1" \
+    sh -c "apt-get update -qq && apt-get install -y -qq deepops-hello" >/dev/null 2>&1 &&
+    srun -w n2 --container-image="$1" deepops-hello' "$APT_IMG" "$work/out/apt.sqsh"
+touch "$USER_HOME/.deepops-home-probe"
+chown "$USER_NAME:" "$USER_HOME/.deepops-home-probe"
+expect "--container-mount-home --container-remap-root: the home at /root, HOME=/root" "/root yes" \
+  srun --container-image="$IMG" --container-mount-home --container-remap-root \
+  sh -c 'echo $HOME $(test -e /root/.deepops-home-probe && echo yes)'
+rm -f "$USER_HOME/.deepops-home-probe"
+# Two steps on one node with an image it has not seen: both print Pyxis's
+# two lines, the second finds it in the cache.
+PROG_IMG=$DEEPOPS_LAB_REGISTRY/deepops/zstd
+for i in 1 2; do
+  as_user timeout 120 srun -w n1 --container-image="$PROG_IMG" true 2>"$work/out/progress$i.err" || true
+done
+if grep -q "^deepops: n1: importing docker image: $PROG_IMG\$" "$work/out/progress1.err" &&
+  grep -q "^deepops: n1: imported docker image: $PROG_IMG (.* MB in .* s)\$" "$work/out/progress1.err" &&
+  grep -q "^deepops: n1: importing docker image: $PROG_IMG\$" "$work/out/progress2.err" &&
+  grep -q "^deepops: n1: imported docker image: $PROG_IMG (found in the cache)\$" "$work/out/progress2.err"; then
+  pass "every step prints Pyxis's importing/imported lines; the second finds the image in the cache"
+else fail "progress lines: $(cat "$work/out/progress1.err" "$work/out/progress2.err" | head -c 600)"; fi
 
 # ---- sbatch and salloc
 cat >"$work/job.sh" <<JOB
@@ -321,7 +380,7 @@ fi
 rm -rf "${work:?}/cache/"n*
 as_user salloc -N2 bash -c 'for i in $(seq 16); do srun --overlap -N2 --container-image="$0" true 2>>"$1/out/share.err" & done; wait' \
   "$DEEPOPS_LAB_REGISTRY/deepops/layered" "$work" >/dev/null 2>&1 || true
-imports=$(grep -c "^deepops: n[12]: imported " "$work/out/share.err" || true)
+imports=$(grep -c "^deepops: n[12]: imported docker image: .* MB in " "$work/out/share.err" || true)
 images=$(find "$work/cache" -path '*/n*/images/*.sqsh' | wc -l)
 if [[ $imports == 2 && $images == 2 ]]; then pass "16 concurrent steps on 2 nodes: one import per node"; else
   fail "sharing: $imports imports, $images cached images ($(grep -v imported "$work/out/share.err" | head -c 400))"

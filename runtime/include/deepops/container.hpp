@@ -24,7 +24,7 @@ struct ReadyContainer {
   std::string workdir;
   bool workdir_required = false;
   bool remap_root = false;
-  std::string prepare_output;  // of ContainerSpec::prepare, the last 64 KiB
+  std::string init_output;  // of ContainerSpec::init_entrypoint, the last 64 KiB
 };
 
 // Everything needed to run one container: the image, how to run its command,
@@ -71,10 +71,14 @@ struct ContainerSpec {
   // SIGINT or SIGHUP, for front ends that put their own processes in it
   // (the SPANK plugin's tasks, through enter_container).
   bool hold = false;
-  // Run once in the ready container before on_ready, as the command would
-  // run (the SPANK plugin runs the image's ENTRYPOINT so, once per node). A
-  // non-zero exit throws an Error that quotes the end of its output.
-  std::vector<std::string> prepare;
+  // With `hold`: the container's init, as in Pyxis. Once the container is
+  // ready, this ENTRYPOINT runs around a shell that stops itself (`sh -c
+  // 'kill -STOP $$'`); whatever the entrypoint exported is then in that
+  // shell's environment, which becomes ReadyContainer::env, what the tasks
+  // take. The stopped shell stays until the container ends, so what the
+  // entrypoint started keeps running. An entrypoint that exits instead
+  // throws an Error quoting the end of its output.
+  std::vector<std::string> init_entrypoint;
 };
 
 // The command could not be started inside a container that was set up:
