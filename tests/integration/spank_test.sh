@@ -289,7 +289,7 @@ if grep -q "setgroups\|Could not switch" "$work/stderr"; then
   fail "apt-get in a container: $(head -c 400 "$work/stderr")"
 fi
 expect "apt-get update without remap-root (no setgroups error)" "updated" \
-  srun -w n1 --container-image="$APT_IMG" sh -c 'apt-get update -qq >/dev/null 2>&1 && echo updated'
+  srun -w n1 --container-image="$APT_IMG" --container-writable sh -c 'apt-get update -qq >/dev/null 2>&1 && echo updated'
 expect "install, --container-save, then a second step finds the package" "$HELLO" \
   bash -c 'srun -w n1 --container-image="$0" --container-remap-root --container-save="$1" \
     sh -c "apt-get update -qq && apt-get install -y -qq deepops-hello" >/dev/null 2>&1 &&
