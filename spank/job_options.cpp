@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 
 #include "deepops/error.hpp"
 #include "deepops/image_ref.hpp"
@@ -31,12 +32,41 @@ std::vector<std::string> split(std::string_view text, char sep) {
   return out;
 }
 
-bool option_bool(std::string_view option, const std::string& value) {
-  try {
-    return parse_bool(value, "--" + std::string(option));
-  } catch (const Error&) {
-    throw bad(option, "'" + value + "' is not a yes/no value", "use 1/true/yes/y or 0/false/no/n");
+// A boolean variable, read as Pyxis reads it (parse_bool in its config.c):
+// these eight words exactly, anything else (other case included) ignored.
+std::optional<bool> variable_bool(const std::string& value) {
+  if (value == "1" || value == "true" || value == "yes" || value == "y") return true;
+  if (value == "0" || value == "false" || value == "no" || value == "n") return false;
+  return std::nullopt;
+}
+
+// A --X / --no-X pair (or --container-writable / --container-readonly): the
+// same one again is fine (Slurm may hand an option over twice), the other
+// one is refused, as Pyxis does.
+void set_flag(std::optional<bool>& field, bool value, std::string_view option,
+              const std::string& yes, const std::string& no) {
+  if (field && *field != value) {
+    throw bad(option, "both --" + yes + " and --" + no + " were specified", "give only one");
   }
+  field = value;
+}
+
+// --container-workdir as Pyxis applies it: chdir() once the task is in the
+// container's mount namespace, whose root is then its working directory, so
+// a relative path is taken from "/" and ".." stops there ("../" is "/").
+std::string container_workdir(const std::string& value) {
+  std::vector<std::string> parts;
+  for (const auto& part : split(value, '/')) {
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+      continue;
+    }
+    parts.push_back(part);
+  }
+  std::string out;
+  for (const auto& part : parts) out += "/" + part;
+  return out.empty() ? "/" : out;
 }
 
 std::string required(std::string_view option, const char* optarg) {
@@ -59,8 +89,9 @@ const std::vector<OptionInfo>& container_options() {
       {"container-image", "[USER@][REGISTRY#]IMAGE[:TAG]|PATH",
        "the container image: a registry reference, or a squashfs file (./x.sqsh)"},
       {"container-mounts", "SRC:DST[:FLAGS][,SRC:DST...]",
-       "bind mount[s] inside the container; FLAGS joined by '+', e.g. ro+rprivate"},
-      {"container-workdir", "PATH", "working directory inside the container"},
+       "bind mount[s] inside the container; SRC may be relative (./data); FLAGS joined by "
+       "'+', e.g. ro+rprivate"},
+      {"container-workdir", "PATH", "working directory inside the container (relative: from /)"},
       {"container-name", "NAME[:auto|create|exec|no_exec]",
        "name the container, to reuse it in later steps"},
       {"container-save", "PATH", "save the container's state as a squashfs file after the step"},
@@ -82,29 +113,49 @@ const std::vector<OptionInfo>& container_options() {
 std::vector<MountEntry> parse_container_mounts(std::string_view value, const EnvLookup& env) {
   std::vector<MountEntry> out;
   for (const auto& item : split(value, ',')) {
-    if (item.empty()) continue;
+    if (item.empty()) {  // as Pyxis: "a,,b" and a trailing ',' are format errors
+      throw Error(Errc::invalid_argument,
+                  "--container-mounts: invalid format: empty entry in '" + std::string(value) + "'",
+                  "separate SRC:DST[:FLAGS] entries with single commas, none at the end");
+    }
     const std::string origin = "--container-mounts entry '" + item + "'";
     auto parts = split(substitute_env(item, env), ':');
     for (auto& p : parts) p = decode_fstab_escapes(p);
     if (parts.size() > 3 || parts[0].empty() || (parts.size() >= 2 && parts[1].empty())) {
       throw Error(Errc::invalid_argument, origin + ": expected SRC[:DST[:FLAGS]]",
-                  "e.g. /data:/data:ro, tmpfs:/scratch, umount:/opt/unwanted");
+                  "e.g. /data:/data:ro, ./data:/data, tmpfs:/scratch, umount:/opt/unwanted");
+    }
+    // Pyxis's sources: a path starting with '/' or '.' (relative to the
+    // job's working directory), "tmpfs" or "umount".
+    const std::string& source = parts[0];
+    if (source[0] != '/' && source[0] != '.' && source != "tmpfs" && source != "umount") {
+      throw Error(Errc::invalid_argument,
+                  origin + ": the source '" + source +
+                      "' must be an absolute path, a relative path starting with '.', tmpfs "
+                      "or umount",
+                  "write ./" + source + " for " + source + " in the current directory");
     }
     std::string options;
     if (parts.size() == 3) {
-      for (const auto& f : split(parts[2], '+')) options += (options.empty() ? "" : ",") + f;
+      for (const auto& f : split(parts[2], '+')) {
+        // Entries are always rbind (as Pyxis's); "bind" keeps them recursive, as in Enroot.
+        if (f == "bind" || f == "rbind") continue;
+        options += (options.empty() ? "" : ",") + f;
+      }
     }
     auto with = [&](const std::string& more) {
       return options.empty() ? more : more + "," + options;
     };
-    const std::string target = parts.size() >= 2 ? parts[1] : parts[0];
+    // A target starting with '.' is relative to the container's root, as in Enroot.
+    std::string target = parts.size() >= 2 ? parts[1] : parts[0];
+    if (target.starts_with('.')) target = "/" + target;
     if (parts[0] == "tmpfs") {
       out.push_back(parse_mount_fields({"tmpfs", target, "tmpfs", with("x-create=dir")}, origin));
     } else if (parts[0] == "umount") {
       out.push_back(parse_mount_fields({"none", target, "none", with("x-detach")}, origin));
     } else {
-      out.push_back(
-          parse_mount_fields({parts[0], target, "none", with("rbind,x-create=auto")}, origin));
+      out.push_back(parse_mount_fields({parts[0], target, "none", with("rbind,x-create=auto")},
+                                       origin, true));
     }
   }
   return out;
@@ -154,7 +205,7 @@ void apply_option(ContainerRequest& r, std::string_view option, const char* opta
     auto more = parse_container_mounts(required(option, optarg), env);
     r.mounts.insert(r.mounts.end(), more.begin(), more.end());
   } else if (option == "container-workdir") {
-    r.workdir = normalize_container_path(required(option, optarg), "--container-workdir");
+    r.workdir = container_workdir(required(option, optarg));
   } else if (option == "container-name") {
     r.name = parse_container_name(required(option, optarg));
   } else if (option == "container-save") {
@@ -163,18 +214,26 @@ void apply_option(ContainerRequest& r, std::string_view option, const char* opta
       throw bad(option, "'" + r.save + "' ends with '/'", "name the .sqsh file to write");
     }
   } else if (option == "container-mount-home" || option == "no-container-mount-home") {
-    r.mount_home = !option.starts_with("no-");
+    set_flag(r.mount_home, !option.starts_with("no-"), option, "container-mount-home",
+             "no-container-mount-home");
   } else if (option == "container-remap-root" || option == "no-container-remap-root") {
-    r.remap_root = !option.starts_with("no-");
+    set_flag(r.remap_root, !option.starts_with("no-"), option, "container-remap-root",
+             "no-container-remap-root");
   } else if (option == "container-entrypoint" || option == "no-container-entrypoint") {
-    r.entrypoint = !option.starts_with("no-");
+    set_flag(r.entrypoint, !option.starts_with("no-"), option, "container-entrypoint",
+             "no-container-entrypoint");
   } else if (option == "container-entrypoint-log") {
     r.entrypoint_log = true;
   } else if (option == "container-writable" || option == "container-readonly") {
-    r.writable = option == "container-writable";
+    set_flag(r.writable, option == "container-writable", option, "container-writable",
+             "container-readonly");
   } else if (option == "container-env") {
-    for (const auto& name : split(required(option, optarg), ',')) {
-      if (name.empty()) continue;
+    const std::string value = required(option, optarg);
+    for (const auto& name : split(value, ',')) {
+      if (name.empty()) {  // as Pyxis: "FOO," and "A,,B" are refused
+        throw bad(option, "invalid format: empty name in '" + value + "'",
+                  "separate the names with single commas, none at the end");
+      }
       if (!is_valid_env_name(name)) throw bad(option, "invalid variable name '" + name + "'");
       r.env_names.push_back(name);
     }
@@ -197,28 +256,60 @@ void apply_option(ContainerRequest& r, std::string_view option, const char* opta
 
 void apply_environment(ContainerRequest& r, const std::set<std::string>& given,
                        const EnvLookup& env) {
+  // PYXIS_CONTAINER_<NAME>, or DEEPOPS_CONTAINER_<NAME> when both are set.
+  auto variable = [&](const std::string& option) {
+    std::optional<std::string> value;
+    for (const char* prefix : {"PYXIS_CONTAINER_", "DEEPOPS_CONTAINER_"}) {
+      if (auto v = env(prefix + env_name_of(option)); v && !v->empty()) value = v;
+    }
+    return value;
+  };
+  auto boolean = [&](const std::string& option) -> std::optional<bool> {
+    auto value = variable(option);
+    return value ? variable_bool(*value) : std::nullopt;
+  };
   for (const auto& o : container_options()) {
     std::string name = o.name;
-    if (name.starts_with("no-") || given.contains(name) || given.contains("no-" + name)) continue;
-    if (name == "container-readonly" && given.contains("container-writable")) continue;
-    if (name == "container-writable" && given.contains("container-readonly")) continue;
-    std::optional<std::string> value;
-    for (const char* prefix : {"PYXIS_CONTAINER_", "DEEPOPS_CONTAINER_"}) {  // DEEPOPS_ wins
-      if (auto v = env(prefix + env_name_of(name)); v && !v->empty()) value = v;
+    if (!o.arginfo || given.contains(name)) continue;
+    if (auto value = variable(name)) apply_option(r, name, value->c_str(), env);
+  }
+  // Booleans as Pyxis: only when neither form is on the command line; a
+  // value other than 1/true/yes/y or 0/false/no/n is ignored.
+  for (auto* field : {&r.mount_home, &r.remap_root, &r.entrypoint}) {
+    const std::string name = field == &r.mount_home   ? "container-mount-home"
+                             : field == &r.remap_root ? "container-remap-root"
+                                                      : "container-entrypoint";
+    if (field->has_value() || given.contains(name) || given.contains("no-" + name)) continue;
+    if (auto b = boolean(name)) *field = *b;
+  }
+  if (!given.contains("container-entrypoint-log")) {
+    if (auto b = boolean("container-entrypoint-log")) r.entrypoint_log = *b;
+  }
+  // WRITABLE=0 is read-only and READONLY=0 writable; WRITABLE wins when both are valid.
+  if (!r.writable && !given.contains("container-writable") &&
+      !given.contains("container-readonly")) {
+    if (auto b = boolean("container-writable")) {
+      r.writable = *b;
+    } else if (auto ro = boolean("container-readonly")) {
+      r.writable = !*ro;
     }
-    if (!value) continue;
-    if (o.arginfo) {
-      apply_option(r, name, value->c_str(), env);
-    } else if (option_bool(name, *value)) {
-      apply_option(r, name, nullptr, env);
-    } else if (name != "container-entrypoint-log" && name != "container-writable" &&
-               name != "container-readonly") {
-      apply_option(r, "no-" + name, nullptr, env);
-    }
+  }
+  // Relative mount sources: from the job's working directory, which Slurm
+  // gives the node as PWD (srun's, which srun itself sees the same).
+  for (const char* dir : {"PWD", "SLURM_SUBMIT_DIR"}) {
+    auto base = env(dir);
+    if (!base || base->empty() || (*base)[0] != '/') continue;
+    resolve_mount_sources(r, *base);
+    break;
   }
 }
 
-void validate_on_submit(const ContainerRequest& r, const fs::path& cwd) {
+void resolve_mount_sources(ContainerRequest& r, const fs::path& base) {
+  for (auto& m : r.mounts) resolve_relative_source(m, base.string());
+}
+
+void validate_on_submit(ContainerRequest& r, const fs::path& cwd) {
+  resolve_mount_sources(r, cwd);
   if (!r.image.empty()) {
     auto source = parse_image_source(r.image);
     if (auto* file = std::get_if<SquashfsFile>(&source)) {

@@ -22,8 +22,8 @@ struct ContainerRequest {
   };
 
   std::string image;
-  std::vector<MountEntry> mounts;
-  std::string workdir;
+  std::vector<MountEntry> mounts;  // a bind source may be relative until resolve_mount_sources
+  std::string workdir;             // absolute: a relative one is taken from the container's "/"
   std::optional<Name> name;
   std::string save;
   std::optional<bool> mount_home;
@@ -47,28 +47,39 @@ struct OptionInfo {
 const std::vector<OptionInfo>& container_options();
 
 // Applies one option as SPANK hands it over (optarg is null for flags).
-// Throws Error(invalid_argument) whose message starts with the option name.
+// Throws Error(invalid_argument) whose message starts with the option name;
+// so does a flag whose opposite was given before (--container-writable with
+// --container-readonly, --X with --no-X), as in Pyxis.
 void apply_option(ContainerRequest& request, std::string_view option, const char* optarg,
                   const EnvLookup& env);
 
 // PYXIS_CONTAINER_<NAME> (or DEEPOPS_CONTAINER_<NAME>) for every option not in
-// `given`: the command line wins. Boolean variables take 1/true/yes/y or
-// 0/false/no/n.
+// `given`: the command line wins. Boolean variables, as Pyxis reads them:
+// exactly 1/true/yes/y or 0/false/no/n, any other value ignored; ..._WRITABLE=0
+// means read-only and ..._READONLY=0 writable, ..._WRITABLE winning when both
+// are valid. Then relative mount sources are resolved against the job's
+// working directory: env's PWD, else SLURM_SUBMIT_DIR (left relative if
+// neither is an absolute path).
 void apply_environment(ContainerRequest& request, const std::set<std::string>& given,
                        const EnvLookup& env);
 
-// --container-mounts: SRC[:DST[:FLAGS]] entries separated by ',', FLAGS
-// joined by '+', fstab escapes (\040) for blanks; SRC "tmpfs" mounts a tmpfs
-// and "umount" removes a mount.
+// Makes every relative bind source ("./data", "../x") absolute from `base`.
+void resolve_mount_sources(ContainerRequest& request, const std::filesystem::path& base);
+
+// --container-mounts: SRC[:DST[:FLAGS]] entries separated by ',' (none empty),
+// FLAGS joined by '+' (bind_flag_list()), fstab escapes (\040) for blanks; SRC
+// is an absolute path, a relative one starting with '.' (kept relative: see
+// resolve_mount_sources), "tmpfs" (mounts a tmpfs) or "umount" (removes a mount).
 std::vector<MountEntry> parse_container_mounts(std::string_view value, const EnvLookup& env);
 
 // NAME[:auto|create|exec|no_exec]
 ContainerRequest::Name parse_container_name(std::string_view value);
 
 // Checks that need the submitting user's files, done in srun/sbatch before
-// anything is launched: an image given as a path, mount sources, the save
-// path. `cwd` is the submit directory. Throws with the fix in the hint.
-void validate_on_submit(const ContainerRequest& request, const std::filesystem::path& cwd);
+// anything is launched: an image given as a path, mount sources (relative
+// ones resolved against `cwd` first, when still relative), the save path.
+// `cwd` is the submit directory. Throws with the fix in the hint.
+void validate_on_submit(ContainerRequest& request, const std::filesystem::path& cwd);
 
 // plugstack.conf arguments: key=value; an unknown key is an error.
 struct PlugstackConfig {

@@ -58,8 +58,11 @@ std::string substitute_at(std::string_view text, const EnvLookup& env, const std
   }
 }
 
-// Flags that mean the same in fstab(5) and mount(2); the value is what they
-// set, and `clear` what they remove.
+// Enroot's mount options (bin/enroot-mount.c), which Pyxis hands over as
+// given: what each sets and clears. Per-mount flags (nosuid, nodev, noexec,
+// ro and the atime ones) apply to binds too; the filesystem-wide ones (sync,
+// mand, iversion, lazytime, ...) only to new filesystems such as tmpfs: on a
+// bind the kernel ignores them, as it does under Enroot.
 struct FlagWord {
   unsigned long set;
   unsigned long clear;
@@ -73,17 +76,51 @@ const std::map<std::string, FlagWord>& flag_words() {
       {"noexec", {MS_NOEXEC, 0}},
       {"exec", {0, MS_NOEXEC}},
       {"noatime", {MS_NOATIME, 0}},
+      {"atime", {0, MS_NOATIME}},
       {"nodiratime", {MS_NODIRATIME, 0}},
+      {"diratime", {0, MS_NODIRATIME}},
       {"relatime", {MS_RELATIME, 0}},
+      {"norelatime", {0, MS_RELATIME}},
       {"strictatime", {MS_STRICTATIME, 0}},
-      {"private", {MS_PRIVATE, 0}},
-      {"rprivate", {MS_PRIVATE | MS_REC, 0}},
-      {"slave", {MS_SLAVE, 0}},
-      {"rslave", {MS_SLAVE | MS_REC, 0}},
+      {"nostrictatime", {0, MS_STRICTATIME}},
+      {"sync", {MS_SYNCHRONOUS, 0}},
+      {"async", {0, MS_SYNCHRONOUS}},
+      {"dirsync", {MS_DIRSYNC, 0}},
+      {"mand", {MS_MANDLOCK, 0}},
+      {"nomand", {0, MS_MANDLOCK}},
+      {"iversion", {MS_I_VERSION, 0}},
+      {"noiversion", {0, MS_I_VERSION}},
+      {"lazytime", {MS_LAZYTIME, 0}},
+      {"nolazytime", {0, MS_LAZYTIME}},
+      {"silent", {MS_SILENT, 0}},
+      {"loud", {0, MS_SILENT}},
+      // fstab(5) words with no effect on a mount(2) call.
       {"defaults", {0, 0}},
       {"auto", {0, 0}},
       {"noauto", {0, 0}},
       {"user", {0, 0}},
+      {"users", {0, 0}},
+      {"nouser", {0, 0}},
+      {"nousers", {0, 0}},
+      {"owner", {0, 0}},
+      {"noowner", {0, 0}},
+      {"group", {0, 0}},
+      {"nogroup", {0, 0}},
+  };
+  return words;
+}
+
+// Propagation words: the type, and whether the word is the recursive form.
+struct PropagationWord {
+  unsigned long type;
+  bool recursive;
+};
+const std::map<std::string, PropagationWord>& propagation_words() {
+  static const std::map<std::string, PropagationWord> words = {
+      {"shared", {MS_SHARED, false}},         {"rshared", {MS_SHARED, true}},
+      {"slave", {MS_SLAVE, false}},           {"rslave", {MS_SLAVE, true}},
+      {"private", {MS_PRIVATE, false}},       {"rprivate", {MS_PRIVATE, true}},
+      {"unbindable", {MS_UNBINDABLE, false}}, {"runbindable", {MS_UNBINDABLE, true}},
   };
   return words;
 }
@@ -109,8 +146,16 @@ void apply_option(MountEntry& m, const std::string& opt, std::string& data) {
     m.move = true;
   } else if (opt == "x-detach") {
     m.detach = true;
+  } else if (opt == "nofail") {
+    m.nofail = true;
+  } else if (opt == "remount") {
+    throw bad(m.origin, "mount flag 'remount' is not supported",
+              "a container mount is always a new one; give its flags (ro, nosuid, ...) instead");
   } else if (auto it = flag_words().find(opt); it != flag_words().end()) {
     m.flags = (m.flags | it->second.set) & ~it->second.clear;
+  } else if (auto p = propagation_words().find(opt); p != propagation_words().end()) {
+    m.propagation |= p->second.type;
+    if (p->second.recursive) m.propagation_recursive |= p->second.type;
   } else if (opt.starts_with("x-")) {
     throw bad(m.origin, "unknown mount option '" + opt + "'",
               "the extensions are x-create=dir|file|auto, x-move and x-detach");
@@ -126,7 +171,7 @@ bool is_allowed_type(const std::string& type) {
          type == "mqueue";
 }
 
-void finish_entry(MountEntry& m, const std::string& options) {
+void finish_entry(MountEntry& m, const std::string& options, bool relative_source = false) {
   std::string data;
   for (const auto& opt : split_on(options, ',')) apply_option(m, opt, data);
   if (m.type == "bind") m.type = "none";
@@ -140,12 +185,15 @@ void finish_entry(MountEntry& m, const std::string& options) {
     throw bad(m.origin, "cannot mount over the container's root", "choose a folder inside it");
   }
   if (m.bind) {
-    if (m.source.empty() || m.source[0] != '/') {
+    bool relative_ok = relative_source && m.source.starts_with('.');
+    if (m.source.empty() || (m.source[0] != '/' && !relative_ok)) {
       throw bad(m.origin, "bind source '" + m.source + "' is not an absolute host path",
                 "write the full path, e.g. ${HOME}/data");
     }
     if (!data.empty()) {
-      throw bad(m.origin, "unknown mount option(s) '" + data + "' for a bind mount");
+      auto first = data.substr(0, data.find(','));
+      throw bad(m.origin, "unknown mount flag '" + first + "' for a bind mount",
+                "the flags are " + bind_flag_list());
     }
   }
   m.data = data;
@@ -228,7 +276,38 @@ std::string decode_fstab_escapes(std::string_view field) {
   return out;
 }
 
-MountEntry parse_mount_fields(const std::vector<std::string>& fields, const std::string& origin) {
+const std::string& bind_flag_list() {
+  static const std::string list = [] {
+    std::string out =
+        "ro, rw, bind, rbind, shared, rshared, slave, rslave, private, rprivate, unbindable, "
+        "runbindable, nofail, x-create=dir|file|auto";
+    for (const auto& [word, what] : flag_words()) out += ", " + word;
+    return out;
+  }();
+  return list;
+}
+
+bool is_relative_source(const MountEntry& m) {
+  return m.bind && !m.source.empty() && m.source[0] != '/';
+}
+
+void resolve_relative_source(MountEntry& m, const std::string& base) {
+  if (!is_relative_source(m)) return;
+  if (base.empty() || base[0] != '/') {
+    throw bad(m.origin, "cannot resolve the relative source '" + m.source + "'",
+              "the working directory '" + base + "' is not an absolute path");
+  }
+  std::string out = base;
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  for (const auto& part : split_on(m.source, '/')) {
+    if (part == ".") continue;
+    out += (out == "/" ? "" : "/") + part;
+  }
+  m.source = out;
+}
+
+MountEntry parse_mount_fields(const std::vector<std::string>& fields, const std::string& origin,
+                              bool relative_source) {
   if (fields.empty()) throw bad(origin, "empty mount");
   if (fields.size() > 6) throw bad(origin, "too many fields", "fstab lines have at most 6");
   MountEntry m;
@@ -257,7 +336,7 @@ MountEntry parse_mount_fields(const std::vector<std::string>& fields, const std:
       throw bad(origin, "fs_passno '" + fields[5] + "' is not a number");
     }
   }
-  finish_entry(m, options);
+  finish_entry(m, options, relative_source);
   return m;
 }
 

@@ -47,10 +47,25 @@ void set_mount_attributes(int fd, bool recursive, bool read_only, unsigned long 
   if (flags & MS_NOSUID) attr.attr_set |= MOUNT_ATTR_NOSUID;
   if (flags & MS_NODEV) attr.attr_set |= MOUNT_ATTR_NODEV;
   if (flags & MS_NOEXEC) attr.attr_set |= MOUNT_ATTR_NOEXEC;
-  if (attr.attr_set == 0) return;
+  if (flags & MS_NODIRATIME) attr.attr_set |= MOUNT_ATTR_NODIRATIME;
+  // The access-time mode is one field: cleared, then set (relatime is 0).
+  if (flags & (MS_NOATIME | MS_STRICTATIME | MS_RELATIME)) {
+    attr.attr_clr |= MOUNT_ATTR__ATIME;
+    if (flags & MS_NOATIME) {
+      attr.attr_set |= MOUNT_ATTR_NOATIME;
+    } else if (flags & MS_STRICTATIME) {
+      attr.attr_set |= MOUNT_ATTR_STRICTATIME;
+    }
+  }
+  if (attr.attr_set == 0 && attr.attr_clr == 0) return;
   unsigned at = AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0);
   if (mount_setattr(fd, "", at, &attr, sizeof(attr)) != 0) {
-    throw sys_error("cannot set mount attributes", errno);
+    int err = errno;
+    throw sys_error("cannot set mount attributes", err,
+                    err == EPERM && (attr.attr_clr & MOUNT_ATTR__ATIME)
+                        ? "a user namespace cannot change the access-time mode (noatime, "
+                          "nodiratime, relatime, strictatime) of a host mount"
+                        : "");
   }
 }
 
@@ -162,6 +177,10 @@ UniqueFd RootfsMounter::resolve(const std::string& target, MountEntry::Create cr
 
 void RootfsMounter::bind(const std::string& host_source, const std::string& target, bool recursive,
                          bool read_only, MountEntry::Create create, unsigned long flags) {
+  if (host_source.empty() || host_source[0] != '/') {  // resolved by whoever parsed it
+    throw Error(Errc::invalid_argument,
+                "mount source '" + host_source + "' is not an absolute host path");
+  }
   UniqueFd src(open(host_source.c_str(), O_PATH | O_CLOEXEC));
   if (!src) {
     throw sys_error("mount source " + host_source, errno,
@@ -182,7 +201,9 @@ void RootfsMounter::bind(const std::string& host_source, const std::string& targ
       0) {
     throw sys_error("cannot bind " + host_source + " on " + target, errno);
   }
-  if (read_only || (flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC))) {
+  constexpr unsigned long kPerMount =
+      MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME;
+  if (read_only || (flags & kPerMount)) {
     UniqueFd mounted = resolve(target, MountEntry::Create::none, src_dir);
     set_mount_attributes(mounted.get(), recursive, read_only, flags);
   }
@@ -195,6 +216,18 @@ void RootfsMounter::mount_fs(const std::string& type, const std::string& source,
   if (mount(source.c_str(), fd_path(dst.get()).c_str(), type.c_str(), flags,
             data.empty() ? nullptr : data.c_str()) != 0) {
     throw sys_error("cannot mount " + type + " on " + target, errno);
+  }
+}
+
+void set_propagation(int fd, unsigned long types, unsigned long recursive) {
+  // One call per type, in Enroot's order; each recursive when its r-form was asked.
+  for (unsigned long type : {MS_SHARED, MS_SLAVE, MS_PRIVATE, MS_UNBINDABLE}) {
+    if (!(types & type)) continue;
+    unsigned long flags = type;
+    if (recursive & type) flags |= MS_REC;
+    if (mount(nullptr, fd_path(fd).c_str(), nullptr, flags, nullptr) != 0) {
+      throw sys_error("cannot set the mount propagation", errno);
+    }
   }
 }
 
@@ -218,7 +251,12 @@ void RootfsMounter::apply(const MountEntry& m) {
       if (m.read_only) flags |= MS_RDONLY;
       mount_fs(m.type, m.source, m.target, flags, m.data, m.create);
     }
+    if (m.propagation != 0 && !m.detach) {
+      UniqueFd mounted = resolve(m.target, MountEntry::Create::none, true);
+      set_propagation(mounted.get(), m.propagation, m.propagation_recursive);
+    }
   } catch (const Error& e) {
+    if (m.nofail) return;  // as Enroot's nofail: the entry is skipped
     throw Error(e.code(), m.origin + ": " + e.what(), e.hint());
   }
 }

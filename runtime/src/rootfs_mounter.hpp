@@ -45,10 +45,16 @@ class RootfsMounter {
   UniqueFd root_;
 };
 
-// Changes mount attributes (ro/nosuid/nodev/noexec) of the mount at `fd`,
+// Changes mount attributes (ro/nosuid/nodev/noexec/nodiratime and the atime
+// mode: noatime, strictatime or relatime) of the mount at `fd`,
 // leaving the others as they are: a bind of a host mount keeps its locked
 // flags, which a classic MS_REMOUNT would have to restate.
 void set_mount_attributes(int fd, bool recursive, bool read_only, unsigned long flags);
+
+// Sets the propagation of the mount at `fd` (a mount's root): one mount(2)
+// call for each of MS_SHARED, MS_SLAVE, MS_PRIVATE and MS_UNBINDABLE in
+// `types`, with MS_REC for those also in `recursive`.
+void set_propagation(int fd, unsigned long types, unsigned long recursive);
 
 std::string fd_path(int fd);
 

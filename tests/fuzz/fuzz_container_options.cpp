@@ -1,7 +1,9 @@
 // The values users give the SPANK plugin's --container-* options (and their
 // PYXIS_CONTAINER_* variables). Invariants: each option either applies or
 // throws deepops::Error (nothing else, no crash); accepted mounts have
-// normalised targets without "..", binds an absolute source.
+// normalised targets without "..", binds an absolute source once relative
+// ones ("./x", resolved against the job's directory) are resolved; a
+// working directory is absolute and has no "..".
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -26,6 +28,18 @@ void check(const deepops::MountEntry& m) {
   if (m.bind && (m.source.empty() || m.source[0] != '/')) std::abort();
 }
 
+void check_request(deepops::spank::ContainerRequest& r) {
+  for (const auto& m : r.mounts) {
+    if (m.bind && !deepops::is_relative_source(m) && m.source[0] != '/') std::abort();
+  }
+  deepops::spank::resolve_mount_sources(r, "/submit/dir");
+  for (const auto& m : r.mounts) check(m);
+  const auto& w = r.workdir;
+  if (!w.empty() && (w[0] != '/' || w.find("/../") != std::string::npos || w.ends_with("/.."))) {
+    std::abort();
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -39,9 +53,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     deepops::spank::apply_option(r, option.name, option.arginfo ? value.c_str() : nullptr, lookup);
   } catch (const deepops::Error&) {
   }
-  for (const auto& m : r.mounts) check(m);
+  check_request(r);
   try {
-    for (const auto& m : deepops::spank::parse_container_mounts(value, lookup)) check(m);
+    deepops::spank::ContainerRequest parsed;
+    parsed.mounts = deepops::spank::parse_container_mounts(value, lookup);
+    check_request(parsed);
   } catch (const deepops::Error&) {
   }
   return 0;

@@ -242,11 +242,15 @@ TEST(ParseMountLine, FlagWordsSetAndClear) {
       {"noatime,nodiratime", MS_NOATIME | MS_NODIRATIME},
       {"relatime", MS_RELATIME},
       {"strictatime", MS_STRICTATIME},
-      {"private", MS_PRIVATE},
-      {"rprivate", MS_PRIVATE | MS_REC},
-      {"slave", MS_SLAVE},
-      {"rslave", MS_SLAVE | MS_REC},
-      {"auto,noauto,user", 0},
+      {"atime,noatime", MS_NOATIME},
+      {"noatime,atime", 0},
+      {"relatime,norelatime", 0},
+      {"sync,dirsync", MS_SYNCHRONOUS | MS_DIRSYNC},
+      {"sync,async", 0},
+      {"mand,iversion,lazytime,silent", MS_MANDLOCK | MS_I_VERSION | MS_LAZYTIME | MS_SILENT},
+      {"silent,loud", 0},
+      {"private,rslave,unbindable", 0},  // propagation is kept apart
+      {"auto,noauto,user,users,nouser,nousers,owner,noowner,group,nogroup", 0},
       {",,nosuid,,", MS_NOSUID},
   };
   for (const auto& c : cases) {
@@ -254,6 +258,81 @@ TEST(ParseMountLine, FlagWordsSetAndClear) {
     ASSERT_TRUE(m) << c.options;
     EXPECT_EQ(m->flags, c.want) << c.options;
   }
+}
+
+TEST(ParseMountLine, PropagationIsKeptApartPerType) {
+  struct Case {
+    std::string options;
+    unsigned long types, recursive;
+  };
+  const std::vector<Case> cases = {
+      {"private", MS_PRIVATE, 0},
+      {"rprivate", MS_PRIVATE, MS_PRIVATE},
+      {"slave", MS_SLAVE, 0},
+      {"rslave", MS_SLAVE, MS_SLAVE},
+      {"shared", MS_SHARED, 0},
+      {"rshared", MS_SHARED, MS_SHARED},
+      {"unbindable", MS_UNBINDABLE, 0},
+      {"runbindable", MS_UNBINDABLE, MS_UNBINDABLE},
+      {"rbind,private,runbindable", MS_PRIVATE | MS_UNBINDABLE, MS_UNBINDABLE},
+  };
+  for (const auto& c : cases) {
+    auto m = parse_mount_line("/a /b none " + c.options, kEnv, "f:1");
+    ASSERT_TRUE(m) << c.options;
+    EXPECT_EQ(m->propagation, c.types) << c.options;
+    EXPECT_EQ(m->propagation_recursive, c.recursive) << c.options;
+    EXPECT_EQ(m->flags, 0ul) << c.options;
+  }
+  auto t = parse_mount_line("tmpfs /t tmpfs size=1m,unbindable", kEnv, "f:1");
+  EXPECT_EQ(t->propagation, static_cast<unsigned long>(MS_UNBINDABLE));
+  EXPECT_EQ(t->data, "size=1m");
+}
+
+TEST(ParseMountLine, NofailAndRemount) {
+  EXPECT_TRUE(parse_mount_line("/a /b none rbind,nofail", kEnv, "f:1")->nofail);
+  EXPECT_FALSE(parse_mount_line("/a /b none rbind", kEnv, "f:1")->nofail);
+  EXPECT_ERROR_MENTIONS(parse_mount_line("/a /b none bind,remount", kEnv, "f:1"), "f:1",
+                        "'remount' is not supported");
+}
+
+TEST(ParseMountLine, UnknownBindFlagIsNamedWithTheAcceptedOnes) {
+  EXPECT_ERROR_MENTIONS(parse_mount_line("/a /b none bind,ro,bogus,other", kEnv, "f:1"), "f:1",
+                        "unknown mount flag 'bogus'");
+  try {
+    parse_mount_line("/a /b none bind,bogus", kEnv, "f:1");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.hint(), "the flags are " + bind_flag_list());  // shown by describe()
+  }
+  for (const char* word : {"ro", "rw", "rbind", "unbindable", "runbindable", "rshared", "rslave",
+                           "nofail", "nosuid", "noatime", "strictatime", "lazytime", "x-create"}) {
+    EXPECT_NE(bind_flag_list().find(word), std::string::npos) << word;
+  }
+}
+
+TEST(ParseMountFields, RelativeSourceOnlyWhenAsked) {
+  auto m = parse_mount_fields({"./data", "/d", "none", "rbind"}, "o", true);
+  EXPECT_TRUE(is_relative_source(m));
+  EXPECT_EQ(m.source, "./data");
+  EXPECT_ERROR_MENTIONS(parse_mount_fields({"./data", "/d", "none", "rbind"}, "o"),
+                        "not an absolute host path");
+  // Only paths starting with '.' are relative sources.
+  EXPECT_ERROR_MENTIONS(parse_mount_fields({"data", "/d", "none", "rbind"}, "o", true),
+                        "not an absolute host path");
+  resolve_relative_source(m, "/base/");
+  EXPECT_EQ(m.source, "/base/data");
+  EXPECT_FALSE(is_relative_source(m));
+  auto dot = parse_mount_fields({".", "/d", "none", "rbind"}, "o", true);
+  resolve_relative_source(dot, "/");
+  EXPECT_EQ(dot.source, "/");
+  auto up = parse_mount_fields({"../x/./y//", "/d", "none", "rbind"}, "o", true);
+  resolve_relative_source(up, "/w");
+  EXPECT_EQ(up.source, "/w/../x/y");
+  auto bad_base = parse_mount_fields({"./x", "/d", "none", "rbind"}, "o", true);
+  EXPECT_ERROR_MENTIONS(resolve_relative_source(bad_base, "rel"), "cannot resolve", "'./x'");
+  auto absolute = parse_mount_fields({"/x", "/d", "none", "rbind"}, "o", true);
+  resolve_relative_source(absolute, "/w");
+  EXPECT_EQ(absolute.source, "/x");
 }
 
 TEST(ParseMountLine, LastOfRoAndRwWins) {
@@ -355,7 +434,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{"/a /b none x-create=DIR", {"x-create value 'DIR'"}},
         BadLine{"/a /b none x-frobnicate", {"m.fstab:4", "unknown mount option 'x-frobnicate'"}},
         BadLine{"/a /b none ro,size=1G", {"m.fstab:4", "'size=1G'", "bind mount"}},
-        BadLine{"/a /b none rbind,uid=0,mode=777", {"'uid=0,mode=777'", "bind mount"}},
+        BadLine{"/a /b none rbind,uid=0,mode=777", {"'uid=0'", "bind mount"}},
         // Shape and substitution.
         BadLine{"/a /b none ro 0 0 extra", {"m.fstab:4", "too many fields"}},
         BadLine{"${HOME /b", {"unterminated"}}, BadLine{"/a /b${", {"unterminated"}},
@@ -440,7 +519,8 @@ TEST(ParseMountArgument, SourceTargetAndFlags) {
   m = parse_mount_argument("/a:/b:rw", kEnv);
   EXPECT_FALSE(m.read_only);
   m = parse_mount_argument("/a:/b:private+x-create=file", kEnv);
-  EXPECT_EQ(m.flags, static_cast<unsigned long>(MS_PRIVATE));
+  EXPECT_EQ(m.propagation, static_cast<unsigned long>(MS_PRIVATE));
+  EXPECT_EQ(m.flags, 0ul);
   EXPECT_EQ(m.create, Create::file);
 }
 
