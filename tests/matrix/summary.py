@@ -15,8 +15,8 @@ from pathlib import Path
 
 # The integration tests every release must pass (tests/matrix/acceptance).
 MATRIX_INTEGRATION = re.compile(
-    r"^(lab_smoke\.loopback\.slurm|spank\.acceptance|spank\.faults|bench\.cpu|package\.deb)$")
-INTEGRATION_COUNT = 5
+    r"^(lab_smoke\.loopback\.slurm|spank\.acceptance|spank\.pyxis_options|spank\.faults|bench\.cpu|package\.deb)$")
+INTEGRATION_COUNT = 6
 # GoogleTest's line for one skipped test (not its summary lines).
 GTEST_SKIP = re.compile(r"^\[  SKIPPED \] \S+ \(\d+ ms\)$")
 
