@@ -21,6 +21,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <tuple>
 #include <type_traits>
 
 #include "deepops/container.hpp"
@@ -34,6 +35,7 @@
 #include "deepops/unique_fd.hpp"
 #include "privileges.hpp"
 #include "slurm/slurm.h"
+#include "step_record.hpp"
 
 extern char** environ;
 
@@ -495,11 +497,40 @@ void check_unshared_as_asked(const NamedContainer& c, const ContainerRequest& r)
   }
 }
 
+// --container-name=JOBID.STEPID names a running unnamed step's container,
+// as in Pyxis (within the job only, with container_scope=job): the step
+// joins it. `create` refuses it; `no_exec` and a step that has ended fall
+// through to the named containers.
+std::optional<KeeperReport> plan_step_join(const ContainerRequest& r, const Settings& settings,
+                                           const PlugstackConfig& config, const StepInfo& step) {
+  const std::string& name = r.name->name;
+  if (!is_step_name(name)) return std::nullopt;
+  if (config.job_scope && name.substr(0, name.find('.')) != step.job_id) return std::nullopt;
+  using M = ContainerRequest::NameMode;
+  if (r.name->mode == M::no_exec) return std::nullopt;
+  const fs::path dir = runtime_dir_for(config, settings, step);
+  auto record = read_step_record(dir / step_record_name(name, step.node));
+  if (!record) return std::nullopt;
+  if (r.name->mode == M::create) {
+    throw Error(Errc::invalid_argument,
+                "container '" + name + "' already exists (step " + name + " runs it)",
+                "drop :create to join it");
+  }
+  NamedContainer c;
+  c.name = name;
+  c.keeper = record->keeper;
+  c.remap_root = record->remap_root;
+  c.config = record->config;
+  check_unshared_as_asked(c, r);
+  return attach_report(c, r, settings, step);
+}
+
 // Picks what to start for a named container, or returns a report that
 // attaches to the one already running.
 std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest& r,
                                        const Settings& settings, const PlugstackConfig& config,
                                        const StepInfo& step, int progress_fd) {
+  if (auto attach = plan_step_join(r, settings, config, step)) return attach;
   const auto mode = r.name->mode;
   const std::string name = stored_container_name(r.name->name, config.job_scope, step.job_id);
   ContainerStore store(settings.data_path);
@@ -605,6 +636,17 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
         _exit(0);
       }
     }
+    // An unnamed step's container can be joined by name while it runs
+    // (plan_step_join); the folder is opened now, before the keeper leaves
+    // the host's paths behind.
+    const std::string step_name = step.job_id + "." + step.step_id;
+    const std::string record_name = step_record_name(step_name, step.node);
+    prune_step_records(plan.spec.runtime_dir, step.node);
+    UniqueFd record_dir;
+    if (!plan.named && is_step_name(step_name)) {
+      mkdir(plan.spec.runtime_dir.c_str(), 0700);  // run_container checks it is private
+      record_dir.reset(open(plan.spec.runtime_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    }
     const EnvMap before = step.job_env;
     plan.spec.on_ready = [&](const ReadyContainer& ready) {
       // From here a SIGTERM waits for the hold (run_container), which stops
@@ -615,6 +657,11 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
       sigprocmask(SIG_BLOCK, &term, nullptr);
       throw_if_stopped();
       if (lock) lock->publish_keeper(getpid(), ready.remap_root);
+      if (record_dir) {
+        write_step_record(
+            record_dir.get(), record_name,
+            StepRecord{getpid(), process_start_time(getpid()), ready.remap_root, plan.spec.image});
+      }
       rep.ok = true;
       rep.keeper = getpid();
       rep.env = env_delta(before, ready.env);
@@ -626,7 +673,9 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
       write_all(report_fd, rep.to_json());
       close(report_fd);
     };
-    _exit(run_container(plan.spec));
+    int status = run_container(plan.spec);
+    if (record_dir) remove_step_record(record_dir.get(), record_name);
+    _exit(status);
   } catch (const Error& e) {
     write_all(report_fd, error_json(e).dump());
   } catch (const std::exception& e) {

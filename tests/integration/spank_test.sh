@@ -266,6 +266,20 @@ expect_fail "--container-name=NAME:no_exec refuses a running one" 1 "never joins
 expect_fail "joining with --container-unshare=ipc a container that lacks it: refused" 1 \
   "--container-unshare=ipc requested but container 'c1' is not in a separate IPC namespace" \
   srun -w n1 --container-name=c1 --container-unshare=ipc true
+# An unnamed step's container is joined as JOBID.STEPID while it runs (Pyxis names it so).
+ujob=$(as_user sbatch --parsable -w n1 -o /dev/null \
+  --wrap "srun --container-image=$IMG sh -c 'echo unnamed >/tmp/live; sleep 120'")
+# shellcheck disable=SC2317 # called through wait_until
+unnamed_live() { as_user srun -w n1 --container-name="$ujob.0:exec" cat /tmp/live 2>/dev/null | grep -q unnamed; }
+if wait_until 300 unnamed_live; then
+  pass "--container-name=JOBID.STEPID joins a running unnamed step's container"
+else fail "--container-name=$ujob.0 never joined the unnamed step's container"; fi
+expect_fail "--container-name=JOBID.STEPID:create refuses it" 1 "already exists" \
+  srun -w n1 --container-name="$ujob.0:create" --container-image="$IMG" true
+as_user scancel "$ujob" >/dev/null 2>&1 || true
+# shellcheck disable=SC2317 # called through wait_until
+unnamed_gone() { ! as_user srun -w n1 --container-name="$ujob.0:exec" true >/dev/null 2>&1; }
+wait_until 300 unnamed_gone || fail "$ujob.0 can still be joined after its job ended"
 as_user scancel -u "$USER_NAME" >/dev/null 2>&1 || true
 # shellcheck disable=SC2317 # called through wait_until
 c1_stopped() { ! c1_running; }

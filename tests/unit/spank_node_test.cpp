@@ -1,5 +1,6 @@
 // The node side of the SPANK plugin that needs no Slurm daemon: what the
 // keeper tells the tasks, the PyTorch and PMIx variables, names.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <iterator>
 
 #include "step_container.hpp"
+#include "step_record.hpp"
 #include "step_state.hpp"
 
 namespace deepops::spank {
@@ -301,6 +303,58 @@ TEST_F(StepStateHelper, OneThatHangsIsKilledAtTheTimeout) {
   // Killed and reaped by the time the answer came: no such process left.
   EXPECT_EQ(kill(pid, 0), -1);
   EXPECT_EQ(errno, ESRCH);
+}
+
+}  // namespace
+}  // namespace deepops::spank
+
+// Unnamed steps' containers, found by JOBID.STEPID while their keeper runs.
+namespace deepops::spank {
+namespace {
+
+TEST(StepRecord, OnlyJobIdDotStepIdNamesAStep) {
+  EXPECT_TRUE(is_step_name("1234.0"));
+  EXPECT_TRUE(is_step_name("7.12"));
+  for (const char* name : {"1234", "1234.", ".0", "1234.batch", "a.0", "1.2.3", "12345678901.0"})
+    EXPECT_FALSE(is_step_name(name)) << name;
+}
+
+TEST(StepRecord, ReadBackWhileTheKeeperRunsAndPrunedOnceItIsGone) {
+  auto dir =
+      std::filesystem::temp_directory_path() / ("step-record-test." + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  int fd = open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  StepRecord live{getpid(), process_start_time(getpid()), true, {}};
+  live.config.working_dir = "/work";
+  ASSERT_NE(live.keeper_start, 0u);
+  write_step_record(fd, step_record_name("10.0", "n1"), live);
+  auto back = read_step_record(dir / step_record_name("10.0", "n1"));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->keeper, getpid());
+  EXPECT_TRUE(back->remap_root);
+  EXPECT_EQ(back->config.working_dir, "/work");
+
+  // A reused pid (another start time) is not the keeper.
+  StepRecord stale = live;
+  stale.keeper_start += 1;
+  write_step_record(fd, step_record_name("11.0", "n1"), stale);
+  write_step_record(fd, step_record_name("11.0", "n2"), stale);  // another node's
+  EXPECT_FALSE(read_step_record(dir / step_record_name("11.0", "n1")));
+  prune_step_records(dir, "n1");
+  EXPECT_TRUE(std::filesystem::exists(dir / step_record_name("10.0", "n1")));
+  EXPECT_FALSE(std::filesystem::exists(dir / step_record_name("11.0", "n1")));
+  EXPECT_TRUE(std::filesystem::exists(dir / step_record_name("11.0", "n2")));
+
+  // What the user may have written there is parsed without trust.
+  std::ofstream(dir / step_record_name("12.0", "n1")) << R"({"keeper": -1, "keeper_start": 1})";
+  EXPECT_FALSE(read_step_record(dir / step_record_name("12.0", "n1")));
+  std::ofstream(dir / step_record_name("13.0", "n1")) << "not json";
+  EXPECT_FALSE(read_step_record(dir / step_record_name("13.0", "n1")));
+  remove_step_record(fd, step_record_name("10.0", "n1"));
+  EXPECT_FALSE(std::filesystem::exists(dir / step_record_name("10.0", "n1")));
+  close(fd);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
