@@ -547,8 +547,17 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
   }
   if (found && found->keeper) {
     if (mode == M::no_exec) {
-      throw Error(Errc::busy, "container '" + r.name->name + "' is running in another step",
-                  ":no_exec never joins a running container; use :auto or :exec to join it");
+      // Pyxis starts a second instance from the same root. Two overlays
+      // cannot share one writable layer, so this one reads the running
+      // container's writes and keeps its own in memory.
+      plan.spec.squashfs = found->squashfs;
+      plan.spec.image = found->config;
+      plan.spec.image_name = "container '" + r.name->name + "'";
+      plan.spec.shared_layer = found->dir / "upper";
+      plan.report.notice = "container '" + r.name->name +
+                           "' runs in another step: this step (:no_exec) runs its own instance "
+                           "of it, whose writes are not kept";
+      return std::nullopt;
     }
     check_unshared_as_asked(*found, r);
     return attach_report(*found, r, settings, step);
@@ -598,7 +607,14 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
       plan.spec.image_name = image.name;
     }
     throw_if_stopped();
-    apply_request(plan.spec, r, settings, config, step, plan.named.has_value());
+    // A second instance of a named container (:no_exec) is one as well.
+    const bool named = plan.named.has_value() || plan.spec.shared_layer.has_value();
+    if (plan.spec.shared_layer && !r.save.empty()) {
+      throw Error(Errc::invalid_argument,
+                  "--container-save cannot save a second instance of " + plan.spec.image_name,
+                  "save it from the step that runs it, or once that step has ended");
+    }
+    apply_request(plan.spec, r, settings, config, step, named);
     if (r.entrypoint.value_or(false) && !plan.spec.image.entrypoint.empty()) {
       // Once per node, around the tasks: what it starts and exports is theirs.
       plan.spec.init_entrypoint = plan.spec.image.entrypoint;

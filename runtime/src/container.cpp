@@ -315,7 +315,7 @@ class LayeredRoot {
   LayeredRoot(const ContainerSpec& spec, const fs::path& scratch)
       : scratch_(mount_scratch(scratch)),
         image_(spec.squashfs, scratch / "lower"),
-        overlay_(scratch / "lower", layer_dir(spec, scratch, "upper"),
+        overlay_(lowers(spec, scratch), layer_dir(spec, scratch, "upper"),
                  layer_dir(spec, scratch, "work"), scratch / "root", spec.overlay) {}
   fs::path root() const { return scratch_ / "root"; }
   pid_t server_pid() const { return image_.server_pid(); }
@@ -329,6 +329,12 @@ class LayeredRoot {
     // The overlay's root takes its mode from upper/: 0755, as an image's "/".
     for (const char* d : {"upper", "root"}) mkdir((s / d).c_str(), 0755);
     return s;
+  }
+  static std::vector<fs::path> lowers(const ContainerSpec& spec, const fs::path& s) {
+    std::vector<fs::path> out;
+    if (spec.shared_layer) out.push_back(*spec.shared_layer);
+    out.push_back(s / "lower");
+    return out;
   }
   static fs::path layer_dir(const ContainerSpec& spec, const fs::path& s, const char* name) {
     return (spec.persistent_dir ? *spec.persistent_dir : s) / name;

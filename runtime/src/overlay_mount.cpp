@@ -67,11 +67,22 @@ OverlayKind parse_overlay_kind(const std::string& text) {
   throw Error(Errc::invalid_argument, "OVERLAY: '" + text + "' is not auto, kernel or fuse");
 }
 
-OverlayMount::OverlayMount(const std::filesystem::path& lower, const std::filesystem::path& upper,
-                           const std::filesystem::path& work, const std::filesystem::path& target,
-                           OverlayKind kind) {
+OverlayMount::OverlayMount(const std::vector<std::filesystem::path>& lowers,
+                           const std::filesystem::path& upper, const std::filesystem::path& work,
+                           const std::filesystem::path& target, OverlayKind kind) {
+  std::string lowerdir;
+  for (const auto& l : lowers) lowerdir += (lowerdir.empty() ? "" : ":") + l.string();
+  for (const auto& dir : {lowerdir, upper.string(), work.string()}) {
+    // The options' own separators: a folder named with one cannot be given.
+    if (dir.find_first_of(",") != std::string::npos ||
+        (dir != lowerdir && dir.find(':') != std::string::npos)) {
+      throw Error(Errc::invalid_argument, "the overlay cannot use the folder " + dir,
+                  "',' and ':' separate overlay options: set DATA_PATH or RUNTIME_PATH to a "
+                  "folder without them");
+    }
+  }
   const std::string dirs =
-      "lowerdir=" + lower.string() + ",upperdir=" + upper.string() + ",workdir=" + work.string();
+      "lowerdir=" + lowerdir + ",upperdir=" + upper.string() + ",workdir=" + work.string();
   if (kind != OverlayKind::fuse) {
     // userxattr: trusted.* xattrs are out of reach in a user namespace.
     if (mount("overlay", target.c_str(), "overlay", MS_NOSUID, (dirs + ",userxattr").c_str()) == 0)

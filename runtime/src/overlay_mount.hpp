@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "deepops/overlay_kind.hpp"
 
@@ -14,7 +15,8 @@ namespace deepops {
 // when this returns), killed by the destructor or by PDEATHSIG.
 class OverlayMount {
  public:
-  OverlayMount(const std::filesystem::path& lower, const std::filesystem::path& upper,
+  // `lowers`: the read-only layers, top first.
+  OverlayMount(const std::vector<std::filesystem::path>& lowers, const std::filesystem::path& upper,
                const std::filesystem::path& work, const std::filesystem::path& target,
                OverlayKind kind);
   OverlayMount(const OverlayMount&) = delete;

@@ -64,6 +64,11 @@ struct ContainerSpec {
   std::filesystem::path runtime_dir;
   // Named containers: the overlay's upper layer lives here across starts.
   std::optional<std::filesystem::path> persistent_dir;
+  // A running named container's writes (its upper/), read-only under this
+  // container's own layer: a second instance from the same files, whose
+  // own writes are not kept (--container-name=NAME:no_exec beside a running
+  // one).
+  std::optional<std::filesystem::path> shared_layer;
   // Called in the keeper once the container is ready, just before the
   // command starts (the keeper's root is the container's by then).
   std::function<void(const ReadyContainer&)> on_ready;
