@@ -312,6 +312,17 @@ expect "install, --container-save, then a second step finds the package" "$HELLO
   bash -c 'srun -w n1 --container-image="$0" --container-remap-root --container-save="$1" \
     sh -c "apt-get update -qq && apt-get install -y -qq deepops-hello" >/dev/null 2>&1 &&
     srun -w n2 --container-image="$1" deepops-hello' "$APT_IMG" "$work/out/apt.sqsh"
+# The filter fakes success and grants nothing on the host.
+expect_fail "under the seccomp filter, /etc/shadow stays unreadable (remap-root)" 1 "Permission denied" \
+  srun --container-image="$IMG" --container-remap-root --container-mounts=/etc/shadow:/shadow cat /shadow
+touch "$work/out/owned"
+chown "$USER_NAME:" "$work/out/owned"
+expect "a faked chown 'succeeds' in a task" "chowned" \
+  srun --container-image="$IMG" --container-remap-root --container-mounts="$work/out:/out" \
+  sh -c 'chown 0:0 /out/owned && chown 65534:65534 /out/owned && echo chowned'
+if [[ $(stat -c %U "$work/out/owned") == "$USER_NAME" ]]; then pass "the faked chown left the host file's owner alone"; else
+  fail "the host file's owner changed to $(stat -c %U "$work/out/owned")"
+fi
 touch "$USER_HOME/.deepops-home-probe"
 chown "$USER_NAME:" "$USER_HOME/.deepops-home-probe"
 expect "--container-mount-home --container-remap-root: the home at /root, HOME=/root" "/root yes" \
