@@ -622,7 +622,9 @@ class EntrypointInit {
   EntrypointInit(const EntrypointInit&) = delete;
   EntrypointInit& operator=(const EntrypointInit&) = delete;
   ~EntrypointInit() {
-    if (pid_ <= 0) return;
+    // Reaped already (hold_until_stopped reaps every child that ends), its
+    // pid may be someone else's now: only a child still there is killed.
+    if (pid_ <= 0 || waitpid(pid_, nullptr, WNOHANG) != 0) return;
     kill(pid_, SIGKILL);
     while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
     }
