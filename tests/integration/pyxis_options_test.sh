@@ -137,21 +137,23 @@ expect_fail "d: a source without ./ is refused, as Pyxis does" "write ./data" \
   srun --container-image="$IMG" --container-mounts=data:/data true
 
 # ---- e. Enroot's bind flags, applied
-in_mountinfo='grep " $0 " /proc/self/mountinfo'
-out=$(in_dir "$work" timeout 120 srun --container-image="$IMG" \
-  --container-mounts="$work/data:/m:unbindable" sh -c "$in_mountinfo" /m 2>"$work/stderr" || true)
+# bind_info FLAGS [MORE]: /m's mountinfo line in a step that binds $work/data
+# there with FLAGS, then the output of the shell command MORE.
+bind_info() {
+  in_dir "$work" timeout 120 srun --container-image="$IMG" --container-mounts="$work/data:/m:$1" \
+    sh -c 'grep " /m " /proc/self/mountinfo; eval "$0"' "${2:-true}" 2>"$work/stderr" || true
+}
+out=$(bind_info unbindable)
 if grep -q ' unbindable ' <<<"$out"; then pass "e: unbindable shows in /proc/self/mountinfo"; else
   fail "e: unbindable: mountinfo '$out' ($(head -c 400 "$work/stderr"))"
 fi
-out=$(in_dir "$work" timeout 120 srun --container-image="$IMG" \
-  --container-mounts="$work/data:/m:ro+rshared" sh -c "$in_mountinfo; cat /m/file" /m 2>"$work/stderr" || true)
+out=$(bind_info ro+rshared 'cat /m/file')
 if grep -q ' shared:[0-9]' <<<"$out" && grep -q '^flagged$' <<<"$out"; then
   pass "e: ro+rshared: the bind is shared"
 else fail "e: ro+rshared: '$out' ($(head -c 400 "$work/stderr"))"; fi
 expect_fail "e: unbindable+ro: writes fail" "Read-only file system" \
   srun --container-image="$IMG" --container-mounts="$work/data:/m:unbindable+ro" touch /m/new
-out=$(in_dir "$work" timeout 120 srun --container-image="$IMG" \
-  --container-mounts="$work/data:/m:nodev+noexec" sh -c "$in_mountinfo" /m 2>"$work/stderr" || true)
+out=$(bind_info nodev+noexec)
 if grep -q 'nodev' <<<"$out" && grep -q 'noexec' <<<"$out"; then
   pass "e: nodev+noexec are set on the bind"
 else fail "e: nodev+noexec: '$out' ($(head -c 400 "$work/stderr"))"; fi
