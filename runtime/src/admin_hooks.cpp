@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -39,6 +41,9 @@ struct HookRun {
   dup2(out_fd, STDERR_FILENO);
   int devnull = open("/dev/null", O_RDONLY);
   if (devnull >= 0) dup2(devnull, STDIN_FILENO);
+  // Stdio only: a hook, and what it leaves running, holds none of the
+  // keeper's descriptors (its report pipe above all).
+  syscall(SYS_close_range, 3U, ~0U, 0U);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -52,6 +57,26 @@ struct HookRun {
   _exit(126);
 }
 
+// One read of the hook's output into run.output (its last kKeptOutput
+// bytes); false at the pipe's end.
+bool take_output(int fd, HookRun& run) {
+  char buf[4096];
+  ssize_t n = read(fd, buf, sizeof(buf));
+  if (n <= 0) return n < 0 && errno == EINTR;
+  run.output.append(buf, static_cast<size_t>(n));
+  if (run.output.size() > kKeptOutput) run.output.erase(0, run.output.size() - kKeptOutput);
+  return true;
+}
+
+// Whether `pid` has exited, without reaping it.
+bool has_exited(pid_t pid) {
+  siginfo_t info{};
+  return waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+         info.si_pid == pid;
+}
+
+// The hook's output is read until the hook exits, not until its pipe
+// closes: what it started in the background may hold the pipe for ever.
 HookRun run_one(const fs::path& hook, std::vector<std::string>& env, int timeout_s) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw sys_error("pipe", errno);
@@ -60,9 +85,12 @@ HookRun run_one(const fs::path& hook, std::vector<std::string>& env, int timeout
   if (pid < 0) throw sys_error("cannot run hook " + hook.string(), errno);
   if (pid == 0) exec_hook(hook, wr.get(), env);
   wr.reset();
+  // Its exit wakes the poll where the kernel has pidfds (5.3); else a tick.
+  UniqueFd exited(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  constexpr int kTickMs = 20;
   HookRun run;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-  char buf[4096];
+  bool open_pipe = true;
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
@@ -71,12 +99,19 @@ HookRun run_one(const fs::path& hook, std::vector<std::string>& env, int timeout
       kill(pid, SIGKILL);
       break;
     }
-    pollfd p{rd.get(), POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-    ssize_t n = read(rd.get(), buf, sizeof(buf));
-    if (n <= 0) break;
-    run.output.append(buf, static_cast<size_t>(n));
-    if (run.output.size() > kKeptOutput) run.output.erase(0, run.output.size() - kKeptOutput);
+    pollfd p[2] = {{open_pipe ? rd.get() : -1, POLLIN, 0}, {exited.get(), POLLIN, 0}};
+    int wait_ms = static_cast<int>(left.count());
+    if (!exited) wait_ms = std::min(wait_ms, kTickMs);
+    if (poll(p, 2, wait_ms) < 0 && errno != EINTR) break;
+    if (p[0].revents && !take_output(rd.get(), run)) open_pipe = false;
+    if (has_exited(pid)) {
+      // What it wrote last, if its pipe holds it still: at most a few reads.
+      for (int i = 0; i < 16 && open_pipe; ++i) {
+        pollfd now{rd.get(), POLLIN, 0};
+        open_pipe = poll(&now, 1, 0) > 0 && take_output(rd.get(), run);
+      }
+      break;
+    }
   }
   while (waitpid(pid, &run.status, 0) < 0 && errno == EINTR) {
   }

@@ -30,6 +30,7 @@
 #include "deepops/image_cache.hpp"
 #include "deepops/passwd.hpp"
 #include "deepops/unique_fd.hpp"
+#include "keeper_join.hpp"
 #include "overlay_mount.hpp"
 #include "rootfs_mounter.hpp"
 #include "squashfs_mount.hpp"
@@ -293,6 +294,7 @@ void run_ldconfig() {
   if (!ldconfig) return;
   pid_t pid = fork();
   if (pid == 0) {
+    syscall(SYS_close_range, 3U, ~0U, 0U);
     char* argv[] = {const_cast<char*>(ldconfig), nullptr};
     execv(ldconfig, argv);
     _exit(127);
@@ -478,39 +480,6 @@ CommandError failure_error(const ChildFailure& f, const Launch& l, const std::st
   return CommandError(sys_error("cannot start the command (" + stage + ")", f.err), 126);
 }
 
-// Joins the user and mount namespaces of a running keeper.
-void join_keeper(pid_t keeper, const std::string& what) {
-  const std::string proc = "/proc/" + std::to_string(keeper) + "/ns/";
-  UniqueFd user(open((proc + "user").c_str(), O_RDONLY | O_CLOEXEC));
-  UniqueFd mnt(open((proc + "mnt").c_str(), O_RDONLY | O_CLOEXEC));
-  if (!user || !mnt) throw sys_error("cannot reach the keeper of " + what, errno, "is it running?");
-  struct stat theirs {
-  }, ours{};
-  if (fstat(user.get(), &theirs) != 0 || stat("/proc/self/ns/user", &ours) != 0 ||
-      theirs.st_ino == ours.st_ino) {
-    throw Error(Errc::busy, what + " is still starting", "try again in a moment");
-  }
-  // The namespaces the keeper unshared (--unshare) are opened first: /proc
-  // of the host is no longer ours once in its mount namespace.
-  std::vector<std::pair<UniqueFd, int>> extra;
-  for (auto [name, flag] : {std::pair{"net", CLONE_NEWNET}, std::pair{"ipc", CLONE_NEWIPC},
-                            std::pair{"uts", CLONE_NEWUTS}}) {
-    UniqueFd theirs_ns(open((proc + name).c_str(), O_RDONLY | O_CLOEXEC));
-    struct stat a {
-    }, b{};
-    if (!theirs_ns || fstat(theirs_ns.get(), &a) != 0 ||
-        stat(("/proc/self/ns/" + std::string(name)).c_str(), &b) != 0 || a.st_ino == b.st_ino) {
-      continue;
-    }
-    extra.emplace_back(std::move(theirs_ns), flag);
-  }
-  if (setns(user.get(), CLONE_NEWUSER) != 0) throw sys_error("cannot join " + what, errno);
-  if (setns(mnt.get(), CLONE_NEWNS) != 0) throw sys_error("cannot join " + what, errno);
-  for (auto& [fd, flag] : extra) {
-    if (setns(fd.get(), flag) != 0) throw sys_error("cannot join " + what, errno);
-  }
-}
-
 // A holding keeper has no command: it waits to be told to stop, and reaps
 // whatever its children were.
 int hold_until_stopped(pid_t server) {
@@ -642,16 +611,6 @@ class EntrypointInit {
 
 std::map<std::string, std::string> host_environment() { return environment_map(environ); }
 
-std::map<std::string, std::string> environment_map(char** env) {
-  std::map<std::string, std::string> out;
-  for (char** e = env; e && *e; ++e) {
-    std::string kv = *e;
-    size_t eq = kv.find('=');
-    if (eq != std::string::npos) out[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  return out;
-}
-
 std::vector<std::string> container_argv(const ContainerSpec& spec) {
   std::vector<std::string> argv =
       spec.entrypoint ? (spec.entrypoint->empty() ? std::vector<std::string>{}
@@ -750,19 +709,6 @@ int exec_in_container(const ExecSpec& spec) {
   launch.workdir_required = spec.workdir_required;
   launch.id_call_filter = spec.id_call_filter;
   return spawn_and_wait(launch, what, -1);
-}
-
-void enter_container(pid_t keeper, const std::string& workdir, bool workdir_required,
-                     bool id_call_filter, const std::string& what) {
-  join_keeper(keeper, what);
-  if (chdir(workdir.c_str()) != 0) {
-    if (workdir_required) {
-      throw sys_error("working directory " + workdir + " in " + what, errno,
-                      "create it, mount it, or pick another with --container-workdir");
-    }
-    if (chdir("/") != 0) throw sys_error("chdir / in " + what, errno);
-  }
-  if (id_call_filter) install_id_call_filter();
 }
 
 void export_container(const ContainerSpec& spec, const fs::path& out) {
