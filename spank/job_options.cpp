@@ -338,6 +338,24 @@ void validate_on_submit(ContainerRequest& r, const fs::path& cwd) {
   }
 }
 
+namespace {
+
+// Seconds, 0 for none; at most a year (a typo of a few more digits is not a
+// wish to wait forever).
+std::chrono::seconds parse_start_timeout(const std::string& value, const std::string& where) {
+  constexpr long long kMax = 366LL * 24 * 3600;
+  if (value.empty() || value.size() > 12 ||
+      value.find_first_not_of("0123456789") != std::string::npos || std::stoll(value) > kMax) {
+    throw Error(
+        Errc::invalid_argument,
+        where + ": '" + value + "' is not a number of seconds (0 to " + std::to_string(kMax) + ")",
+        "0 waits as long as the job may run");
+  }
+  return std::chrono::seconds(std::stoll(value));
+}
+
+}  // namespace
+
 PlugstackConfig parse_plugstack_args(const std::vector<std::string>& args) {
   PlugstackConfig c;
   for (const auto& arg : args) {
@@ -364,6 +382,8 @@ PlugstackConfig parse_plugstack_args(const std::vector<std::string>& args) {
       c.job_scope = value == "job";
     } else if (key == "sbatch_support") {
       c.sbatch_support = parse_bool(value, where);
+    } else if (key == "start_timeout") {
+      c.start_timeout = parse_start_timeout(value, where);
     } else if (key == "importer" || key == "use_enroot_load" || key == "use_squashfuse") {
       c.notes.push_back("plugstack.conf: " + key +
                         " is a Pyxis setting with no meaning here (images always start from a "
@@ -371,7 +391,7 @@ PlugstackConfig parse_plugstack_args(const std::vector<std::string>& args) {
     } else {
       throw Error(Errc::invalid_argument, "plugstack.conf: unknown key '" + key + "'",
                   "the keys are runtime_path, sysconf_dir, execute_entrypoint, "
-                  "container_scope and sbatch_support");
+                  "container_scope, sbatch_support and start_timeout");
     }
   }
   return c;

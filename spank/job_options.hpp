@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <set>
@@ -88,6 +89,9 @@ struct PlugstackConfig {
   bool execute_entrypoint = false;
   bool job_scope = false;  // container_scope=job
   bool sbatch_support = true;
+  // How long a node's start (the import, the hooks) may take before the step
+  // fails; zero: as long as the job may run.
+  std::chrono::seconds start_timeout{3600};
   std::vector<std::string> notes;  // ignored Pyxis keys, for the log
 };
 PlugstackConfig parse_plugstack_args(const std::vector<std::string>& args);

@@ -1,5 +1,6 @@
 // spank_deepops.so: the SPANK callbacks. Thin on purpose: option parsing is
-// in job_options.cpp, the node side in step_container.cpp.
+// in job_options.cpp; on the nodes, the work is deepops-keeper's, run as the
+// job's user (root/step_keeper.cpp starts it); tasks join its container.
 #include <dlfcn.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -16,9 +17,12 @@
 #include "deepops/container.hpp"
 #include "deepops/error.hpp"
 #include "deepops/hooks.hpp"
+#include "identity.hpp"
 #include "job_options.hpp"
-#include "step_container.hpp"
+#include "keeper_protocol.hpp"
+#include "step_keeper.hpp"
 #include "step_state.hpp"
+#include "task_env.hpp"
 
 extern "C" {
 #include <slurm/slurm.h>
@@ -150,7 +154,7 @@ void set_task_env(spank_t sp, const KeeperReport& r) {
   for (const auto& name : r.env.unset) spank_unsetenv(sp, name.c_str());
   for (const auto& [k, v] : r.env.set) spank_setenv(sp, k.c_str(), v.c_str(), 1);
   const EnvMap task_env = job_env(sp);
-  for (const auto& [k, v] : pytorch_env(task_env, r.image)) {
+  for (const auto& [k, v] : pytorch_env(task_env, r.pytorch)) {
     spank_setenv(sp, k.c_str(), v.c_str(), 1);
   }
   // Slurm sets each task's PMIx variables after the container started: the
@@ -160,16 +164,16 @@ void set_task_env(spank_t sp, const KeeperReport& r) {
   }
 }
 
-// deepops-step-state: beside the plugin (a build tree, or a test lab's copy),
-// else where the package installs it.
-std::string step_state_helper() {
+// Our programs: beside the plugin (a build tree, or a test lab's copy), else
+// where the package installs them.
+std::string libexec_program(const char* name) {
   Dl_info self{};
   if (dladdr(reinterpret_cast<void*>(&slurm_spank_init), &self) && self.dli_fname) {
     std::string beside = self.dli_fname;
-    beside = beside.substr(0, beside.rfind('/') + 1) + "deepops-step-state";
+    beside = beside.substr(0, beside.rfind('/') + 1) + name;
     if (access(beside.c_str(), X_OK) == 0) return beside;
   }
-  return DEEPOPS_LIBEXEC_DIR "/deepops-step-state";
+  return std::string(DEEPOPS_LIBEXEC_DIR "/") + name;
 }
 
 // slurm.conf's path, for the helper's libslurm. slurmstepd runs with an
@@ -266,7 +270,7 @@ DEEPOPS_EXPORT int slurm_spank_init_post_opt(spank_t sp, int, char**) {
     // Remote errors wait for task_init (see LAB.md): failing here would
     // print "launch failed" and exit 0, or drain the node.
     if (ctx == S_CTX_REMOTE) {
-      g.report = KeeperReport{};
+      g.report.emplace();
       g.report->error = e.describe();
       return 0;
     }
@@ -290,11 +294,12 @@ DEEPOPS_EXPORT int slurm_spank_user_init(spank_t sp, int, char**) {
   uint32_t nodes = 1;
   spank_get_item(sp, S_JOB_NNODES, &nodes);
   StartWatch watch;
-  watch.cancelled = [job, step, helper = step_state_helper(), conf = slurm_conf_path(g.step),
+  watch.cancelled = [job, step, helper = libexec_program("deepops-step-state"),
+                     conf = slurm_conf_path(g.step),
                      who = g.step.who] { return step_cancelled(helper, conf, who, job, step); };
   watch.every = cancel_check_interval(nodes);
   g.report = start_step_container(
-      g.request, g.config, g.step,
+      libexec_program("deepops-keeper"), g.request, g.config, g.step,
       [&node](const std::string& line) {
         slurm_spank_log("deepops: %s: %s", node.c_str(), line.c_str());
       },
@@ -329,17 +334,20 @@ DEEPOPS_EXPORT int slurm_spank_task_init(spank_t sp, int, char**) {
   return 0;
 }
 
-// With --container-save, the container is stopped and saved when the node's
-// last task ends, not in `exit`: slurmstepd tells srun that a task ended only
-// after task_exit returns, so the saved image exists when srun returns and
-// the script's next step can start from it. Without it, `exit` stops the
-// keeper, and srun does not wait for that.
+// The container is stopped (and with --container-save, saved) when the
+// node's last task ends, not in `exit`: Slurm SIGKILLs the step's processes
+// (proctrack) between the two, and the keeper would then leave its record
+// and what the entrypoint or hooks started to chance. And slurmstepd tells
+// srun that a task ended only after task_exit returns, so the saved image
+// exists when srun returns and the script's next step can start from it.
+// `exit` stops a keeper still there (a step whose tasks never started).
 DEEPOPS_EXPORT int slurm_spank_task_exit(spank_t sp, int, char**) {
-  if (!spank_remote(sp) || !g.report || g.report->save_to.empty()) return 0;
+  if (!spank_remote(sp) || !g.report) return 0;
   uint32_t local_tasks = 0;
   if (spank_get_item(sp, S_JOB_LOCAL_TASK_COUNT, &local_tasks) != ESPANK_SUCCESS) return 0;
   if (++g.tasks_exited < local_tasks) return 0;
-  for (const auto& line : stop_step_container(*g.report, g.step)) {
+  for (const auto& line :
+       stop_step_container(libexec_program("deepops-keeper"), *g.report, g.step)) {
     slurm_info("deepops: %s", line.c_str());
   }
   g.report.reset();
@@ -348,7 +356,8 @@ DEEPOPS_EXPORT int slurm_spank_task_exit(spank_t sp, int, char**) {
 
 DEEPOPS_EXPORT int slurm_spank_exit(spank_t sp, int, char**) {
   if (!spank_remote(sp) || !g.report) return 0;
-  for (const auto& line : stop_step_container(*g.report, g.step)) {
+  for (const auto& line :
+       stop_step_container(libexec_program("deepops-keeper"), *g.report, g.step)) {
     slurm_info("deepops: %s", line.c_str());
   }
   g.report.reset();
@@ -373,7 +382,8 @@ DEEPOPS_EXPORT int slurm_spank_job_epilog(spank_t sp, int ac, char** av) {
   spank_get_item(sp, S_JOB_GID, &gid);
   const char* node = std::getenv("SLURMD_NODENAME");  // slurmd sets it for the epilog
   for (const auto& line :
-       remove_job_containers(uid, gid, std::to_string(job), node ? node : "", config)) {
+       remove_job_containers(libexec_program("deepops-keeper"), identity_of(uid, gid),
+                             std::to_string(job), node ? node : "", config)) {
     slurm_info("deepops: %s", line.c_str());
   }
   return 0;

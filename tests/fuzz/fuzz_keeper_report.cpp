@@ -1,5 +1,5 @@
 // slurmstepd (root) reads the keeper's pipe, which the job's user can fill
-// with anything (the keeper is theirs and dumpable). It may not throw or
+// with anything (the keeper is theirs and dumpable), within a size limit. It may not throw or
 // crash: a bad report is an error of the step. (The step's node list comes
 // from slurmctld, and libslurm's hostlist parser leaks on garbage, so it is
 // not fuzzed here.)
@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <string>
 
-#include "step_container.hpp"
+#include "keeper_protocol.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace deepops::spank;
@@ -20,7 +20,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     close(fd);
     return 0;
   }
-  const std::string report = read_report(fd, [](const std::string&) {});
+  // Small limits, so that the fuzzer reaches the too-large path.
+  const ReadOutcome out = read_keeper_pipe(
+      fd, [](const std::string&) {}, {}, std::chrono::milliseconds(0),
+      ReadLimits{4096, std::chrono::milliseconds(0)});
+  const std::string report = out.report;
   close(fd);
   (void)KeeperReport::from_json(report);
   return 0;

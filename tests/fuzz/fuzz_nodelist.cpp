@@ -13,7 +13,7 @@
 
 #include "backend.hpp"
 #include "rendezvous.hpp"
-#include "step_container.hpp"
+#include "task_env.hpp"
 
 extern "C" const char* __lsan_default_suppressions() { return "leak:libslurm\n"; }
 

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,10 +13,18 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <set>
+#include <sstream>
+#include <thread>
 
-#include "step_container.hpp"
+#include "deepops/error.hpp"
+#include "identity.hpp"
+#include "keeper_protocol.hpp"
+#include "spawn_keeper.hpp"
 #include "step_record.hpp"
+#include "step_start.hpp"
 #include "step_state.hpp"
+#include "task_env.hpp"
 
 namespace deepops::spank {
 namespace {
@@ -42,7 +52,8 @@ TEST(KeeperReport, RoundTripsThroughJson) {
   r.workdir = "/workspace";
   r.workdir_required = true;
   r.remap_root = true;
-  r.image.env = {"PYTORCH_VERSION=2.3"};
+  r.pytorch = true;
+  r.image = {{"env", {"PYTORCH_VERSION=2.3"}}};
   r.save_to = "/out/x.sqsh";
   r.layer_dir = "/data/.save/1.0.n1";
   r.layer_is_temporary = true;
@@ -54,7 +65,8 @@ TEST(KeeperReport, RoundTripsThroughJson) {
   EXPECT_EQ(back.env.unset, r.env.unset);
   EXPECT_EQ(back.workdir, "/workspace");
   EXPECT_TRUE(back.workdir_required && back.remap_root && back.layer_is_temporary);
-  EXPECT_EQ(back.image.env, r.image.env);
+  EXPECT_TRUE(back.pytorch);
+  EXPECT_EQ(back.image, r.image);
   EXPECT_EQ(back.save_to, "/out/x.sqsh");
 }
 
@@ -70,11 +82,10 @@ TEST(KeeperReport, GarbageOrSilenceIsAnError) {
 // The keeper writes its report as the job's user, who can make it write
 // anything: wrong shapes are errors of the step, never exceptions.
 TEST(KeeperReport, WrongTypesAreAnErrorNotAnException) {
-  for (const char* text :
-       {R"({"ok": "yes"})", R"({"ok": true, "keeper": "1"})",
-        R"({"ok": true, "keeper": 7666666666666666666666666666666666})",
-        R"({"ok": true, "keeper": -1})", R"({"ok": true, "set": [1, 2]})",
-        R"({"ok": true, "image": {"env": 5}})", R"({"ok": true, "workdir": {}})"}) {
+  for (const char* text : {R"({"ok": "yes"})", R"({"ok": true, "keeper": "1"})",
+                           R"({"ok": true, "keeper": 7666666666666666666666666666666666})",
+                           R"({"ok": true, "keeper": -1})", R"({"ok": true, "set": [1, 2]})",
+                           R"({"ok": true, "image": 5})", R"({"ok": true, "workdir": {}})"}) {
     KeeperReport r;
     EXPECT_NO_THROW(r = KeeperReport::from_json(text)) << text;
     EXPECT_FALSE(r.ok) << text;
@@ -88,11 +99,8 @@ TEST(PytorchEnv, OnlyForPytorchImages) {
                  {"SLURM_STEP_NUM_TASKS", "8"},
                  {"SLURM_STEP_NODELIST", "gpu[07-08]"},
                  {"SLURM_JOB_ID", "123456"}};
-  ImageConfig plain;
-  EXPECT_TRUE(pytorch_env(task, plain).empty());
-  ImageConfig torch;
-  torch.env = {"PATH=/usr/bin", "PYTORCH_VERSION=2.3.0"};
-  EnvMap e = pytorch_env(task, torch);
+  EXPECT_TRUE(pytorch_env(task, false).empty());
+  EnvMap e = pytorch_env(task, true);
   EXPECT_EQ(e["RANK"], "3");
   EXPECT_EQ(e["LOCAL_RANK"], "1");
   EXPECT_EQ(e["WORLD_SIZE"], "8");
@@ -190,13 +198,13 @@ TEST(KeeperPipe, ACancelWhileWaitingEndsTheRead) {
   std::vector<std::string> lines;
   int asked = 0;
   auto started = std::chrono::steady_clock::now();
-  auto report = read_report_until(
+  auto out = read_keeper_pipe(
       fds[0], [&](const std::string& l) { lines.push_back(l); }, [&] { return ++asked == 3; },
       std::chrono::milliseconds(20));
   auto took = std::chrono::steady_clock::now() - started;
   close(fds[0]);
   close(fds[1]);  // the keeper's end, still open: the read ended on the cancel
-  EXPECT_FALSE(report.has_value());
+  EXPECT_EQ(out.how, ReadOutcome::Ended::cancelled);
   EXPECT_EQ(asked, 3);
   EXPECT_GE(took, std::chrono::milliseconds(60));  // not more often than every 20 ms
   EXPECT_EQ(lines, std::vector<std::string>{"importing x: 1/10 MB downloaded"});
@@ -209,11 +217,11 @@ TEST(KeeperPipe, AReportBeforeTheFirstCheckAsksNothing) {
   ASSERT_EQ(write(fds[1], sent.data(), sent.size()), static_cast<ssize_t>(sent.size()));
   close(fds[1]);
   int asked = 0;
-  auto report = read_report_until(
+  auto out = read_keeper_pipe(
       fds[0], {}, [&] { return ++asked > 0; }, std::chrono::seconds(30));
   close(fds[0]);
-  ASSERT_TRUE(report.has_value());
-  EXPECT_EQ(*report, "{\"ok\": false}");
+  EXPECT_EQ(out.how, ReadOutcome::Ended::report);
+  EXPECT_EQ(out.report, "{\"ok\": false}");
   EXPECT_EQ(asked, 0);
 }
 
@@ -222,7 +230,7 @@ TEST(KeeperPipe, NotCancelledReadsToTheReport) {
   ASSERT_EQ(pipe(fds), 0);
   int asked = 0;
   // The keeper's report comes after the second check.
-  auto report = read_report_until(
+  auto out = read_keeper_pipe(
       fds[0], {},
       [&] {
         if (++asked == 2) {
@@ -234,9 +242,102 @@ TEST(KeeperPipe, NotCancelledReadsToTheReport) {
       },
       std::chrono::milliseconds(1));
   close(fds[0]);
-  ASSERT_TRUE(report.has_value());
-  EXPECT_EQ(*report, "{\"ok\": true}");
+  EXPECT_EQ(out.how, ReadOutcome::Ended::report);
+  EXPECT_EQ(out.report, "{\"ok\": true}");
   EXPECT_GE(asked, 2);
+}
+
+// A process that the keeper's hooks left behind may hold the pipe open: the
+// report's line ends the read, not the pipe's end.
+TEST(KeeperPipe, TheReportLineEndsTheReadWithThePipeStillOpen) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const std::string sent = "{\"progress\":\"p\"}\n{\"ok\": true}\n";
+  ASSERT_EQ(write(fds[1], sent.data(), sent.size()), static_cast<ssize_t>(sent.size()));
+  auto out = read_keeper_pipe(fds[0], {}, {}, std::chrono::milliseconds(0),
+                              ReadLimits{1024, std::chrono::seconds(30)});
+  close(fds[0]);
+  close(fds[1]);
+  EXPECT_EQ(out.how, ReadOutcome::Ended::report);
+  EXPECT_EQ(out.report, "{\"ok\": true}");
+}
+
+// Root reads what the user's process writes: a line past the limit ends the
+// read at the limit, whatever follows.
+TEST(KeeperPipe, ALineLongerThanTheLimitIsRefusedAtTheLimit) {
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_NONBLOCK), 0);
+  const std::string sent(60000, 'x');  // no newline, and the writer keeps it open
+  ASSERT_EQ(write(fds[1], sent.data(), sent.size()), static_cast<ssize_t>(sent.size()));
+  auto out = read_keeper_pipe(fds[0], {}, {}, std::chrono::milliseconds(0),
+                              ReadLimits{4096, std::chrono::seconds(30)});
+  close(fds[0]);
+  close(fds[1]);
+  EXPECT_EQ(out.how, ReadOutcome::Ended::too_large);
+  EXPECT_TRUE(out.report.empty());
+}
+
+TEST(KeeperPipe, AKeeperThatNeverAnswersMeetsTheDeadline) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  auto started = std::chrono::steady_clock::now();
+  auto out = read_keeper_pipe(fds[0], {}, {}, std::chrono::milliseconds(0),
+                              ReadLimits{4096, std::chrono::milliseconds(50)});
+  auto took = std::chrono::steady_clock::now() - started;
+  close(fds[0]);
+  close(fds[1]);
+  EXPECT_EQ(out.how, ReadOutcome::Ended::deadline);
+  EXPECT_GE(took, std::chrono::milliseconds(50));
+}
+
+// The request the plugin writes is the request the keeper reads.
+TEST(StartRequest, RoundTripsThroughJson) {
+  StartRequest r;
+  r.request.image = "docker.io/library/ubuntu:24.04";
+  MountEntry m;
+  m.source = "/data";
+  m.target = "/mnt/data";
+  m.type = "none";
+  m.bind = true;
+  m.read_only = true;
+  m.flags = 4;
+  m.origin = "--container-mounts";
+  r.request.mounts = {m};
+  r.request.name = ContainerRequest::Name{"dev", ContainerRequest::NameMode::no_exec};
+  r.request.remap_root = true;
+  r.request.env_names = {"NCCL_DEBUG"};
+  r.request.unshare_ipc = true;
+  r.config.runtime_path = "/run/deepops";
+  r.config.job_scope = true;
+  r.config.start_timeout = std::chrono::seconds(90);
+  r.step.uid = 1000;
+  r.step.gid = 1000;
+  r.step.who = UserIdentity{1000, 1000, {1000, 27}};
+  r.step.job_id = "12";
+  r.step.step_id = "batch";
+  r.step.batch = true;
+  r.step.job_env = {{"PWD", "/home/u"}};
+  r.step.argv = {"/var/spool/slurmd/job00012/slurm_script"};
+  StartRequest back = start_request_from_json(to_json(r));
+  EXPECT_EQ(back.request.image, r.request.image);
+  ASSERT_EQ(back.request.mounts.size(), 1u);
+  EXPECT_EQ(back.request.mounts[0].target, "/mnt/data");
+  EXPECT_TRUE(back.request.mounts[0].read_only);
+  EXPECT_EQ(back.request.mounts[0].flags, 4u);
+  ASSERT_TRUE(back.request.name.has_value());
+  EXPECT_EQ(back.request.name->mode, ContainerRequest::NameMode::no_exec);
+  EXPECT_EQ(back.request.remap_root, std::optional<bool>(true));
+  EXPECT_FALSE(back.request.mount_home.has_value());
+  EXPECT_TRUE(back.request.unshare_ipc);
+  EXPECT_EQ(back.config.runtime_path, "/run/deepops");
+  EXPECT_TRUE(back.config.job_scope);
+  EXPECT_EQ(back.config.start_timeout, std::chrono::seconds(90));
+  EXPECT_EQ(back.step.who.groups, (std::vector<gid_t>{1000, 27}));
+  EXPECT_EQ(back.step.job_env, r.step.job_env);
+  EXPECT_EQ(back.step.argv, r.step.argv);
+  EXPECT_TRUE(back.step.batch);
+  EXPECT_THROW(start_request_from_json("{\"request\": 1}"), Error);
+  EXPECT_THROW(start_request_from_json("not json"), Error);
 }
 
 }  // namespace
@@ -355,6 +456,98 @@ TEST(StepRecord, ReadBackWhileTheKeeperRunsAndPrunedOnceItIsGone) {
   EXPECT_FALSE(std::filesystem::exists(dir / step_record_name("10.0", "n1")));
   close(fd);
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace deepops::spank
+
+namespace deepops::spank {
+namespace {
+
+// The plugin's privileged code: what the keeper gets from root. Needs root
+// (as the plugin has in slurmstepd); CI runs as root.
+class SpawnKeeper : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root, as slurmstepd";
+    dir = std::filesystem::temp_directory_path() / ("spawn-keeper-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    std::filesystem::permissions(
+        dir, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                 std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
+                 std::filesystem::perms::others_exec);
+  }
+  void TearDown() override {
+    if (!dir.empty()) std::filesystem::remove_all(dir);
+  }
+  std::string script(const std::string& body) {
+    const auto path = dir / "keeper";
+    std::ofstream(path) << "#!/bin/sh\n" << body << "\n";
+    chmod(path.c_str(), 0755);
+    return path.string();
+  }
+  std::filesystem::path dir;
+};
+
+TEST_F(SpawnKeeper, TheUserGetsTheRequestTheReportPipeAndNothingElse) {
+  // A descriptor of slurmstepd's that is not close-on-exec must not reach it.
+  const int leaked = 57;
+  ASSERT_EQ(dup2(STDERR_FILENO, leaked), leaked);
+  // It answers, then stays (as sleep, with its descriptors) to be looked at.
+  const std::string keeper = script(
+      "req=$(cat <&3)\n"
+      "printf '%s|%s|%s|%s|%s|%s|%s\\n' \"$1\" \"$(id -u) $(id -g)\" \"$(id -G)\" "
+      "\"$req\" \"$(readlink /proc/$$/fd/1)\" \"$(env | grep -c .)$PATH\" "
+      "\"$(grep SigBlk /proc/$$/status)\" >&4\n"
+      "exec sleep 60");
+  const UserIdentity nobody{65534, 65534, {65534, 100}};
+  KeeperProcess k = spawn_keeper(keeper, "start", nobody, dir / "run");
+  close(leaked);
+  ASSERT_TRUE(write_document(k.request.get(), "{\"hello\": 1}", std::chrono::seconds(10)));
+  k.request.reset();
+  ReadOutcome out = read_keeper_pipe(k.report.get(), {}, {}, std::chrono::milliseconds(0),
+                                     ReadLimits{4096, std::chrono::seconds(30)});
+  // sleep has what the keeper was given, and nothing else.
+  std::set<std::string> fds;
+  for (int i = 0; i < 1000 && fds.size() != 5; ++i) {  // until sleep has replaced the shell
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    fds.clear();
+    std::error_code ec;
+    for (const auto& e :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(k.pid) + "/fd", ec)) {
+      fds.insert(e.path().filename().string());
+    }
+  }
+  EXPECT_EQ(fds, (std::set<std::string>{"0", "1", "2", "3", "4"}));
+  kill(k.pid, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(waitpid(k.pid, &status, 0), k.pid);
+  ASSERT_EQ(out.how, ReadOutcome::Ended::report);
+  std::vector<std::string> f;
+  std::stringstream in(out.report);
+  for (std::string part; std::getline(in, part, '|');) f.push_back(part);
+  ASSERT_EQ(f.size(), 7u) << out.report;
+  EXPECT_EQ(f[0], "start");
+  EXPECT_EQ(f[1], "65534 65534");
+  EXPECT_EQ(f[2], "65534 100");
+  EXPECT_EQ(f[3], "{\"hello\": 1}");
+  EXPECT_EQ(f[4], "/dev/null");
+  EXPECT_TRUE(f[5].ends_with("/usr/bin:/sbin:/bin")) << f[5];
+  EXPECT_EQ(f[6], "SigBlk:\t0000000000000000");
+  struct stat st {};
+  ASSERT_EQ(stat((dir / "run" / "65534").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 65534u);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+}
+
+TEST_F(SpawnKeeper, AMissingProgramIsAnErrorNamingIt) {
+  try {
+    spawn_keeper((dir / "missing").string(), "start", UserIdentity{65534, 65534, {65534}}, {});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(e.describe().find("cannot run " + (dir / "missing").string()), std::string::npos)
+        << e.describe();
+  }
 }
 
 }  // namespace

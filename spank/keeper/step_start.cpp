@@ -1,28 +1,26 @@
-// The node side of a containerised step: a keeper forked from slurmstepd
-// holds the container; tasks join it. See spank/README.md for the flow and
-// ../shared/LAB.md ("SPANK facts") for why each step is done so.
-#include "step_container.hpp"
+// deepops-keeper's `start`: finds or imports the step's image, starts its
+// container and holds it for the step's tasks, as the job's user. The plugin
+// execs it (spank/root/spawn_keeper.cpp) and reads its report; see
+// spank/README.md for the flow and why each step is done so.
+#include "step_start.hpp"
 
 #include <fcntl.h>
-#include <grp.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <functional>
-#include <limits>
-#include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <tuple>
-#include <type_traits>
 
 #include "deepops/container.hpp"
 #include "deepops/container_store.hpp"
@@ -33,11 +31,8 @@
 #include "deepops/passwd.hpp"
 #include "deepops/settings.hpp"
 #include "deepops/unique_fd.hpp"
-#include "privileges.hpp"
-#include "slurm/slurm.h"
+#include "keeper_io.hpp"
 #include "step_record.hpp"
-
-extern char** environ;
 
 namespace deepops::spank {
 namespace fs = std::filesystem;
@@ -45,132 +40,25 @@ using nlohmann::json;
 
 namespace {
 
-// ------------------------------------------------------------ child processes
-
-std::string read_all(int fd) {
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return out;
-    out.append(buf, static_cast<size_t>(n));
-  }
-}
-
-void write_all(int fd, const std::string& text) {
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    done += static_cast<size_t>(n);
-  }
-}
-
-int wait_child(pid_t pid) {
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return -1;
-  }
-  return status;
-}
-
-std::string describe_status(int status) {
-  if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return std::string("signal ") + strsignal(WTERMSIG(status));
-  return "status " + std::to_string(status);
-}
-
-Errc errc_named(const std::string& name) {
-  for (Errc c : {Errc::invalid_argument, Errc::not_found, Errc::permission_denied, Errc::auth,
-                 Errc::network, Errc::corrupt, Errc::no_space, Errc::busy}) {
-    if (name == to_string(c)) return c;
-  }
-  return Errc::internal;
-}
-
-json error_json(const Error& e) {
-  return {{"ok", false}, {"error", e.describe()}, {"code", to_string(e.code())}};
-}
-
 // ------------------------------------------------------- the keeper's stop
 
-// slurmstepd sends SIGTERM to the keeper's process group when the job is
-// cancelled before the container is ready: the import and the hooks die of
-// it, and the keeper, which only notes it, cleans up after them and exits.
+// slurmstepd sends SIGTERM to the keeper when the job is cancelled before
+// the container is ready: the keeper passes it on to its process group once,
+// where the import and the hooks die of it, then cleans up after them and
+// exits.
 volatile sig_atomic_t g_stop_requested = 0;
 
-void note_stop(int) { g_stop_requested = 1; }
+void note_stop(int) {
+  if (g_stop_requested) return;
+  g_stop_requested = 1;
+  kill(0, SIGTERM);  // the group, this keeper too: handled here, once
+}
 
 void throw_if_stopped() {
   if (g_stop_requested) throw Error(Errc::internal, "the start was stopped: the job was cancelled");
 }
 
-// Runs `body` in a forked child (as the job's user, when `as` is set) and
-// returns what it returned; an Error it throws comes back as an Error. Used
-// for work that must not run in slurmstepd itself: it is multithreaded and
-// root, and imports start threads of their own.
-// `before_reap`, when set, is called with the child's pid once it is dead
-// and before it is reaped (the pid is still its own).
-std::string run_in_child(const std::optional<UserIdentity>& as,
-                         const std::function<std::string()>& body,
-                         const std::function<void(pid_t)>& before_reap = {}) {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) throw sys_error("pipe", errno);
-  UniqueFd r(fds[0]), w(fds[1]);
-  pid_t pid = fork();
-  if (pid < 0) throw sys_error("fork", errno);
-  if (pid == 0) {
-    r.reset();
-    json out;
-    try {
-      if (as) become_user(*as);
-      out = {{"ok", true}, {"value", body()}};
-    } catch (const Error& e) {
-      out = error_json(e);
-    } catch (const std::exception& e) {
-      out = error_json(Error(Errc::internal, e.what()));
-    }
-    write_all(w.get(), out.dump());
-    _exit(out["ok"].get<bool>() ? 0 : 1);
-  }
-  w.reset();
-  std::string text = read_all(r.get());
-  if (before_reap) {
-    siginfo_t info{};
-    while (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
-    }
-    before_reap(pid);
-  }
-  int status = wait_child(pid);
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    throw Error(Errc::internal, "a helper process died (" + describe_status(status) + ")");
-  }
-  if (!j.value("ok", false)) {
-    throw Error(errc_named(j.value("code", "")), j.value("error", "unknown error"));
-  }
-  return j.value("value", "");
-}
-
 // --------------------------------------------------------------- settings
-
-// Settings come from the admin's files only: job variables must not move
-// the cache, data or runtime paths (COMPAT.md). ${VAR} in those files may
-// use the user's identity and Slurm's names for the step.
-EnvLookup admin_env(const StepInfo& step, const HostUser& user, const PlugstackConfig& config) {
-  EnvMap vars = {{"HOME", user.home},
-                 {"USER", user.name},
-                 {"LOGNAME", user.name},
-                 {"UID", std::to_string(step.uid)},
-                 {"GID", std::to_string(step.gid)},
-                 {"SLURM_JOB_ID", step.job_id},
-                 {"SLURM_STEP_ID", step.step_id},
-                 {"SLURMD_NODENAME", step.node}};
-  if (!config.sysconf_dir.empty()) vars["DEEPOPS_SYSCONF_DIR"] = config.sysconf_dir.string();
-  return env_lookup(std::move(vars));
-}
 
 fs::path runtime_dir_for(const PlugstackConfig& config, const Settings& settings,
                          const StepInfo& step) {
@@ -188,7 +76,7 @@ struct StepImage {
 };
 
 void progress_line(int fd, const std::string& line) {
-  write_all(fd, json{{"progress", line}}.dump() + "\n");
+  write_line(fd, json{{"progress", line}}.dump());
 }
 
 // One line for the user, at most every 2 s and at each change of phase.
@@ -244,7 +132,6 @@ StepImage import_in_child(const RegistryImage& ref, const std::string& shown,
     ~Restore() { sigprocmask(SIG_SETMASK, &mask, nullptr); }
   } restore{old_mask};
   std::string value = run_in_child(
-      std::nullopt,
       [&] {
         signal(SIGTERM, SIG_DFL);
         sigprocmask(SIG_UNBLOCK, &term, nullptr);
@@ -398,28 +285,50 @@ void set_environ(const EnvMap& env) {
   for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
 }
 
-// Detaches the keeper from slurmstepd's descriptors (the step's sockets and
-// pipes must close when slurmstepd closes them) and from its signal state.
-void isolate_keeper(int& report_fd) {
-  if (report_fd != 3) {
-    dup2(report_fd, 3);
-    report_fd = 3;
-  }
-  int devnull = open("/dev/null", O_RDWR);
-  for (int fd = 0; fd < 3; ++fd) dup2(devnull, fd);
-  close_range(4, ~0U, 0);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
-  for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  // Its own process group (slurmstepd sets it too, before any signal): what
-  // slurmstepd stops when the job is cancelled during the start.
-  setpgid(0, 0);
+// The keeper came from an exec with clean descriptors and signals
+// (spawn_keeper). What it starts (the import, the hooks, the entrypoint, and
+// whatever they leave behind) is its own to stop: it becomes their
+// subreaper, the report pipe closes on their exec, and a SIGTERM is passed
+// on to its process group.
+void prepare_keeper(int report_fd) {
+  fcntl(report_fd, F_SETFD, FD_CLOEXEC);
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
   struct sigaction stop {};
   stop.sa_handler = note_stop;
   sigemptyset(&stop.sa_mask);
   sigaction(SIGTERM, &stop, nullptr);  // exec resets it: hooks die of SIGTERM
+}
+
+// The children of every thread of this process, from /proc.
+std::vector<pid_t> own_children() {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream in(task.path() / "children");
+    for (pid_t pid; in >> pid;) out.push_back(pid);
+  }
+  return out;
+}
+
+// Once the container has stopped, nothing it ran may outlive the step: what
+// the entrypoint or a hook left behind (a daemon, `sleep 1000 &`) came back to
+// the keeper as their subreaper, and is killed and reaped. Bounded: a killed
+// process forks no more, and each round reaps one.
+void stop_leftovers() {
+  constexpr int kRounds = 100000;
+  for (int round = 0; round < kRounds; ++round) {
+    for (pid_t pid : own_children()) kill(pid, SIGKILL);
+    if (waitpid(-1, nullptr, 0) < 0 && errno == ECHILD) return;
+  }
+}
+
+// The image's config as the report carries it (for --container-save), and
+// whether it is PyTorch's (the tasks then get RANK, WORLD_SIZE, ...).
+void describe_image(KeeperReport& rep, const ImageConfig& image) {
+  rep.image = image.to_json();
+  rep.pytorch = std::any_of(image.env.begin(), image.env.end(), [](const std::string& kv) {
+    return kv.starts_with("PYTORCH_VERSION=");
+  });
 }
 
 std::optional<NamedContainer> wait_for_running(const ContainerStore& store,
@@ -464,7 +373,7 @@ KeeperReport attach_report(const NamedContainer& c, const ContainerRequest& r,
   rep.workdir_required = !r.workdir.empty();
   rep.remap_root = c.remap_root;
   rep.id_call_filter = settings.seccomp_filter;
-  rep.image = c.config;
+  describe_image(rep, c.config);
   return rep;
 }
 
@@ -584,19 +493,15 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
 }
 
 [[noreturn]] void keeper_main(int report_fd, const ContainerRequest& r,
-                              const PlugstackConfig& config, const StepInfo& step,
-                              const UserIdentity& who) {
-  isolate_keeper(report_fd);
+                              const PlugstackConfig& config, const StepInfo& step) {
+  prepare_keeper(report_fd);
   try {
-    prepare_runtime_path(config.runtime_path, who);
-    become_user(who);
-    const HostUser user = HostUser::current();
-    Settings settings = Settings::load(admin_env(step, user, config));
+    Settings settings = load_admin_settings(step, config);
     set_environ(keeper_environment(r, step));
     KeeperPlan plan;
     if (r.name) {
       if (auto attach = plan_named(plan, r, settings, config, step, report_fd)) {
-        write_all(report_fd, attach->to_json());
+        write_line(report_fd, attach->to_json());
         _exit(0);
       }
     } else {
@@ -622,7 +527,7 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
     KeeperReport& rep = plan.report;
     rep.container = plan.spec.image_name;
     rep.squashfs = plan.spec.squashfs;
-    rep.image = plan.spec.image;
+    describe_image(rep, plan.spec.image);
     rep.runtime_dir = plan.spec.runtime_dir;
     if (!r.save.empty()) {
       rep.save_to = fs::path(r.save).is_absolute() ? fs::path(r.save) : step.cwd / r.save;
@@ -648,7 +553,7 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
         if (e.code() != Errc::busy || r.name->mode == ContainerRequest::NameMode::no_exec) throw;
         auto running = wait_for_running(ContainerStore(settings.data_path), plan.named->name);
         if (!running) throw;
-        write_all(report_fd, attach_report(*running, r, settings, step).to_json());
+        write_line(report_fd, attach_report(*running, r, settings, step).to_json());
         _exit(0);
       }
     }
@@ -686,240 +591,22 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
       rep.remap_root = ready.remap_root;
       rep.id_call_filter = plan.spec.id_call_filter;
       if (r.entrypoint_log) rep.log = ready.init_output;
-      write_all(report_fd, rep.to_json());
+      write_line(report_fd, rep.to_json());
       close(report_fd);
     };
     int status = run_container(plan.spec);
     if (record_dir) remove_step_record(record_dir.get(), record_name);
+    stop_leftovers();
     _exit(status);
   } catch (const Error& e) {
-    write_all(report_fd, error_json(e).dump());
+    write_line(report_fd, error_json(e).dump());
   } catch (const std::exception& e) {
-    write_all(report_fd, error_json(Error(Errc::internal, e.what())).dump());
+    write_line(report_fd, error_json(Error(Errc::internal, e.what())).dump());
   }
   _exit(125);
 }
 
-bool wait_bounded(pid_t pid, std::chrono::milliseconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    int status = 0;
-    pid_t got = waitpid(pid, &status, WNOHANG);
-    if (got == pid || (got < 0 && errno == ECHILD)) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
-}
-
-// Whether the keeper has exited, without reaping it: as long as it is not
-// reaped, its pid (and so its process group's id) is no one else's.
-bool exited_unreaped(pid_t pid) {
-  siginfo_t info{};
-  if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) < 0) {
-    return errno == ECHILD;
-  }
-  return info.si_pid == pid;
-}
-
-// The job was cancelled while the keeper (slurmstepd's child, the leader of
-// its own process group) was starting: SIGTERM to the group, where the import
-// and the hooks die and the keeper cleans up after them; SIGKILL to what is
-// left of the group after 10 s, or once the keeper has exited; then the
-// keeper is reaped. The report pipe is drained meanwhile: a keeper blocked on
-// a full pipe could not exit.
-void stop_starting_keeper(pid_t keeper, int report_fd) {
-  killpg(keeper, SIGTERM);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!exited_unreaped(keeper) && std::chrono::steady_clock::now() < deadline) {
-    pollfd p{report_fd, POLLIN, 0};
-    char chunk[4096];
-    if (poll(&p, 1, 50) > 0 && read(report_fd, chunk, sizeof(chunk)) <= 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // closed: only wait
-    }
-  }
-  killpg(keeper, SIGKILL);
-  wait_child(keeper);
-}
-
 }  // namespace
-
-// ------------------------------------------------------------------ public
-
-EnvLookup env_lookup(EnvMap env) {
-  return [env = std::move(env)](const std::string& name) -> std::optional<std::string> {
-    auto it = env.find(name);
-    if (it == env.end()) return std::nullopt;
-    return it->second;
-  };
-}
-
-std::string nth_host(const std::string& nodelist, unsigned n) {
-  std::unique_ptr<std::remove_pointer_t<hostlist_t>, decltype(&slurm_hostlist_destroy)> hl(
-      slurm_hostlist_create(nodelist.c_str()), &slurm_hostlist_destroy);
-  if (!hl) return "";
-  std::string out;
-  for (unsigned i = 0; i <= n; ++i) {
-    std::unique_ptr<char, decltype(&free)> host(slurm_hostlist_shift(hl.get()), &free);
-    if (!host) return "";
-    out = host.get();
-  }
-  return out;
-}
-
-std::string first_host(const std::string& nodelist) {
-  std::string host = nth_host(nodelist, 0);
-  return host.empty() ? nodelist : host;
-}
-
-std::string read_report(int fd, const ProgressSink& progress) {
-  return *read_report_until(fd, progress, {}, std::chrono::milliseconds(0));
-}
-
-std::optional<std::string> read_report_until(int fd, const ProgressSink& progress,
-                                             const std::function<bool()>& cancelled,
-                                             std::chrono::milliseconds every) {
-  using Clock = std::chrono::steady_clock;
-  auto next_check = Clock::now() + every;
-  std::string buffer, report;
-  auto take = [&](const std::string& line) {
-    json j = json::parse(line, nullptr, false);
-    if (j.is_object() && j.contains("progress")) {
-      if (progress && j["progress"].is_string()) progress(j["progress"].get<std::string>());
-    } else if (!line.empty()) {
-      report = line;
-    }
-  };
-  char chunk[4096];
-  for (;;) {
-    if (cancelled) {
-      auto left = std::chrono::ceil<std::chrono::milliseconds>(next_check - Clock::now());
-      pollfd p{fd, POLLIN, 0};
-      int ready = left.count() > 0 ? poll(&p, 1, static_cast<int>(left.count())) : 0;
-      if (ready < 0 && errno == EINTR) continue;
-      if (ready == 0) {
-        if (Clock::now() < next_check) continue;
-        if (cancelled()) return std::nullopt;
-        next_check = Clock::now() + every;
-        continue;
-      }
-    }
-    ssize_t n = read(fd, chunk, sizeof(chunk));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    buffer.append(chunk, static_cast<size_t>(n));
-    for (size_t nl; (nl = buffer.find('\n')) != std::string::npos;) {
-      take(buffer.substr(0, nl));
-      buffer.erase(0, nl + 1);
-    }
-  }
-  take(buffer);
-  return report;
-}
-
-EnvDelta env_delta(const EnvMap& before, const EnvMap& after) {
-  EnvDelta d;
-  for (const auto& [k, v] : after) {
-    auto it = before.find(k);
-    if (it == before.end() || it->second != v) d.set[k] = v;
-  }
-  for (const auto& [k, v] : before) {
-    if (!after.count(k)) d.unset.push_back(k);
-  }
-  return d;
-}
-
-std::string KeeperReport::to_json() const {
-  json j = {{"ok", ok},
-            {"error", error},
-            {"keeper", keeper},
-            {"attached", attached},
-            {"container", container},
-            {"notice", notice},
-            {"log", log},
-            {"set", env.set},
-            {"unset", env.unset},
-            {"workdir", workdir},
-            {"workdir_required", workdir_required},
-            {"remap_root", remap_root},
-            {"seccomp", id_call_filter},
-            {"image", image.to_json()},
-            {"squashfs", squashfs.string()},
-            {"layer_dir", layer_dir.string()},
-            {"layer_is_temporary", layer_is_temporary},
-            {"save_to", save_to.string()},
-            {"runtime_dir", runtime_dir.string()}};
-  return j.dump();
-}
-
-// The keeper runs as the job's user, who can make it write anything: a report
-// of the wrong shape is an error of the step, never an exception in slurmstepd.
-KeeperReport KeeperReport::from_json(const std::string& text) {
-  json j = json::parse(text, nullptr, false);
-  KeeperReport r;
-  if (j.is_discarded() || !j.is_object()) {
-    r.error = "the container's keeper sent no report";
-    return r;
-  }
-  try {
-    r.ok = j.value("ok", false);
-    r.error = j.value("error", "");
-    if (!r.ok) return r;
-    if (j.contains("keeper")) {  // a pid: nlohmann's float-to-int conversion would be UB
-      const json& k = j["keeper"];
-      if (!k.is_number_unsigned() || k.get<uint64_t>() > std::numeric_limits<pid_t>::max()) {
-        throw std::invalid_argument("\"keeper\" is not a process id");
-      }
-      r.keeper = static_cast<pid_t>(k.get<uint64_t>());
-    }
-    r.attached = j.value("attached", false);
-    r.container = j.value("container", "");
-    r.notice = j.value("notice", "");
-    r.log = j.value("log", "");
-    r.env.set = j.value("set", EnvMap{});
-    r.env.unset = j.value("unset", std::vector<std::string>{});
-    r.workdir = j.value("workdir", "/");
-    r.workdir_required = j.value("workdir_required", false);
-    r.remap_root = j.value("remap_root", false);
-    r.id_call_filter = j.value("seccomp", true);
-    if (j.contains("image")) r.image = ImageConfig::from_json(j["image"]);
-    r.squashfs = j.value("squashfs", "");
-    r.layer_dir = j.value("layer_dir", "");
-    r.layer_is_temporary = j.value("layer_is_temporary", false);
-    r.save_to = j.value("save_to", "");
-    r.runtime_dir = j.value("runtime_dir", "");
-  } catch (const std::exception& e) {
-    r = KeeperReport{};
-    r.error = std::string("the container's keeper sent a malformed report (") + e.what() + ")";
-  }
-  return r;
-}
-
-EnvMap pytorch_env(const EnvMap& task_env, const ImageConfig& image) {
-  bool pytorch = std::any_of(image.env.begin(), image.env.end(), [](const std::string& kv) {
-    return kv.starts_with("PYTORCH_VERSION=");
-  });
-  if (!pytorch) return {};
-  auto get = [&](const char* k) {
-    auto it = task_env.find(k);
-    return it == task_env.end() ? std::string() : it->second;
-  };
-  EnvMap out;
-  if (auto v = get("SLURM_PROCID"); !v.empty()) out["RANK"] = v;
-  if (auto v = get("SLURM_LOCALID"); !v.empty()) out["LOCAL_RANK"] = v;
-  if (auto v = get("SLURM_STEP_NUM_TASKS"); !v.empty()) {
-    out["WORLD_SIZE"] = v;
-  } else if (auto n = get("SLURM_NTASKS"); !n.empty()) {
-    out["WORLD_SIZE"] = n;
-  }
-  if (auto v = get("SLURM_LAUNCH_NODE_IPADDR"); !v.empty()) out["MASTER_ADDR"] = v;
-  std::string nodes = get("SLURM_STEP_NODELIST");
-  if (nodes.empty()) nodes = get("SLURM_JOB_NODELIST");
-  if (!nodes.empty()) out["MASTER_ADDR"] = first_host(nodes);
-  // One port per job, the same on every node, clear of the ephemeral range.
-  long job = std::strtol(get("SLURM_JOB_ID").c_str(), nullptr, 10);
-  out["MASTER_PORT"] = std::to_string(20000 + job % 10000);
-  return out;
-}
 
 EnvMap pmix_hook_env(const StepInfo& step) {
   auto mpi = step.job_env.find("SLURM_MPI_TYPE");
@@ -941,119 +628,25 @@ std::string stored_container_name(const std::string& name, bool job_scope,
   return job_scope ? job_scope_prefix(job_id) + name : name;
 }
 
-KeeperReport start_step_container(const ContainerRequest& request, const PlugstackConfig& config,
-                                  const StepInfo& step, const ProgressSink& progress,
-                                  const StartWatch& watch) {
-  KeeperReport failed;
-  try {
-    const UserIdentity& who = step.who;
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) throw sys_error("pipe", errno);
-    UniqueFd r(fds[0]), w(fds[1]);
-    pid_t pid = fork();
-    if (pid < 0) throw sys_error("cannot fork the container's keeper", errno);
-    if (pid == 0) {
-      r.reset();
-      int report_fd = w.release();
-      keeper_main(report_fd, request, config, step, who);
-    }
-    w.reset();
-    setpgid(pid, pid);  // as the keeper does: a group of its own before any signal
-    auto text = read_report_until(r.get(), progress, watch.cancelled, watch.every);
-    if (!text) {
-      stop_starting_keeper(pid, r.get());
-      const std::string what = !request.image.empty() ? request.image
-                               : request.name         ? "container '" + request.name->name + "'"
-                                                      : "the container";
-      failed.error = "the job was cancelled while " + what +
-                     " was starting (its image importing, or hooks running): stopped";
-      return failed;
-    }
-    KeeperReport rep = KeeperReport::from_json(*text);
-    // slurmstepd signals the keeper as root when the step ends: that is the
-    // child it forked, whatever pid the report (written as the user) names.
-    if (rep.ok && !rep.attached && rep.keeper != pid) {
-      rep = KeeperReport{};
-      rep.error = "the container's keeper reported another process as itself";
-    }
-    if (!rep.ok) {
-      int status = 0;
-      if (wait_bounded(pid, std::chrono::seconds(10))) {
-        waitpid(pid, &status, WNOHANG);
-      } else {
-        kill(pid, SIGKILL);
-        wait_child(pid);
-      }
-      if (rep.error.empty() || rep.error == "the container's keeper sent no report") {
-        rep.error = "the container's keeper died before it was ready";
-      }
-      return rep;
-    }
-    if (rep.attached) wait_child(pid);  // it only looked
-    return rep;
-  } catch (const Error& e) {
-    failed.error = e.describe();
-  }
-  return failed;
+// Settings come from the admin's files only: job variables must not move
+// the cache, data or runtime paths (as under Pyxis and Enroot). ${VAR} in those files may
+// use the user's identity and Slurm's names for the step.
+Settings load_admin_settings(const StepInfo& step, const PlugstackConfig& config) {
+  const HostUser user = HostUser::current();
+  EnvMap vars = {{"HOME", user.home},
+                 {"USER", user.name},
+                 {"LOGNAME", user.name},
+                 {"UID", std::to_string(step.uid)},
+                 {"GID", std::to_string(step.gid)},
+                 {"SLURM_JOB_ID", step.job_id},
+                 {"SLURM_STEP_ID", step.step_id},
+                 {"SLURMD_NODENAME", step.node}};
+  if (!config.sysconf_dir.empty()) vars["DEEPOPS_SYSCONF_DIR"] = config.sysconf_dir.string();
+  return Settings::load(env_lookup(std::move(vars)));
 }
 
-std::vector<std::string> stop_step_container(const KeeperReport& report, const StepInfo& step) {
-  std::vector<std::string> log;
-  if (!report.ok || report.attached) return log;
-  kill(report.keeper, SIGTERM);
-  if (!wait_bounded(report.keeper, std::chrono::seconds(10))) {
-    log.push_back("the container's keeper ignored SIGTERM for 10 s; killed");
-    kill(report.keeper, SIGKILL);
-    wait_bounded(report.keeper, std::chrono::seconds(5));
-  }
-  if (report.save_to.empty()) return log;
-  try {
-    run_in_child(step.who, [&] {
-      ContainerSpec spec;
-      spec.squashfs = report.squashfs;
-      spec.image = report.image;
-      spec.image_name = report.container;
-      spec.persistent_dir = report.layer_dir;
-      spec.runtime_dir = report.runtime_dir;
-      export_container(spec, report.save_to);
-      if (report.layer_is_temporary) fs::remove_all(report.layer_dir);
-      return std::string();
-    });
-    log.push_back("saved the container to " + report.save_to.string());
-  } catch (const Error& e) {
-    log.push_back("cannot save the container to " + report.save_to.string() + ": " + e.describe());
-  }
-  return log;
-}
-
-std::vector<std::string> remove_job_containers(uid_t uid, gid_t gid, const std::string& job_id,
-                                               const std::string& node,
-                                               const PlugstackConfig& config) {
-  std::vector<std::string> log;
-  try {
-    UserIdentity who = identity_of(uid, gid);
-    std::string removed = run_in_child(who, [&] {
-      const HostUser user = HostUser::current();
-      StepInfo step;
-      step.uid = uid;
-      step.gid = gid;
-      step.job_id = job_id;
-      step.node = node;
-      Settings settings = Settings::load(admin_env(step, user, config));
-      ContainerStore store(settings.data_path);
-      std::string names;
-      for (const auto& c : store.list()) {
-        if (!c.name.starts_with(job_scope_prefix(job_id))) continue;
-        store.remove(c.name);
-        names += " " + c.name;
-      }
-      return names;
-    });
-    if (!removed.empty()) log.push_back("removed the job's containers:" + removed);
-  } catch (const Error& e) {
-    log.push_back("cannot remove the job's containers: " + e.describe());
-  }
-  return log;
+[[noreturn]] void run_start(int report_fd, const StartRequest& request) {
+  keeper_main(report_fd, request.request, request.config, request.step);
 }
 
 }  // namespace deepops::spank

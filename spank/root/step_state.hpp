@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "privileges.hpp"
+#include "keeper_protocol.hpp"
 
 namespace deepops::spank {
 
