@@ -15,7 +15,7 @@ from pathlib import Path
 
 # The integration tests every release must pass (tests/matrix/acceptance).
 MATRIX_INTEGRATION = re.compile(
-    r"^(lab_smoke\.loopback\.slurm|spank\.acceptance|spank\.pyxis_options|spank\.faults|bench\.cpu|package\.deb)$")
+    r"^(lab_smoke\.loopback\.slurm|spank\.acceptance|spank\.pyxis_options|spank\.root_side|spank\.faults|bench\.cpu|package\.deb)$")
 INTEGRATION_COUNT = 6
 # GoogleTest's line for one skipped test (not its summary lines).
 GTEST_SKIP = re.compile(r"^\[  SKIPPED \] \S+ \(\d+ ms\)$")
