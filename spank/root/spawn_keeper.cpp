@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -104,7 +105,18 @@ int child_main(void* arg) {
   for (const auto& [from, to] : moves) {
     if (sys(SYS_dup3, from, to, 0) < 0) fail(plan, "dup3");
   }
-  if (sys(SYS_close_range, kReportFd + 1, ~0U, 0) != 0) fail(plan, "close_range");
+  if (sys(SYS_close_range, kReportFd + 1, ~0U, 0) != 0) {
+    // Kernels before 5.9: every descriptor up to the limit, one by one.
+    struct {
+      unsigned long long cur, max;
+    } limit{};
+    if (errno != ENOSYS || sys(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, as_long(&limit)) != 0) {
+      fail(plan, "close_range");
+    }
+    for (unsigned long long fd = kReportFd + 1; fd < limit.cur; ++fd) {
+      sys(SYS_close, static_cast<long>(fd));
+    }
+  }
   if (sys(SYS_setgroups, static_cast<long>(plan.group_count), as_long(plan.groups)) != 0) {
     fail(plan, "setgroups");
   }
