@@ -9,23 +9,30 @@
 #                                    118 MB Debian+OpenMPI image)
 #   srun --container-image=./F.sqsh  a squashfs file: no registry round trip
 #   deepops-ctr start REF true       the runtime alone, outside Slurm
+# With OLD_BUILD_DIR, the same steps run in the same rounds on a second lab
+# whose plugin is that build's (another version, e.g. a worktree of the
+# previous release): the old way, side by side, under the same load.
 # Rounds run every row once, so drifting load falls on all rows alike; WARMUP
 # rounds, then RUNS timed. Prints median, min and p90 per row, the overhead
-# over `srun true`, and a verdict against the target (../shared/TARGETS.md:
-# median overhead <= 150 ms). Never fails on a time.
+# over its lab's `srun true`, and a verdict against the target (median
+# overhead <= 100 ms). Never fails on a time.
 #
-# Usage (root): bench/srun.sh [BUILD_DIR]   (default ./build; not built here)
-# Env: RUNS (default 30), WARMUP (default 3). Starts its own lab `bsrun`
-# (1 node, loopback, ports 18200..18230) and always tears it down.
+# Usage (root): bench/srun.sh [BUILD_DIR [OLD_BUILD_DIR]]   (default ./build;
+# not built here). Env: RUNS (default 30), WARMUP (default 3). Starts its own
+# labs `bsrun` (1 node, loopback, ports 18200..18230) and `bsold` (ports
+# 18240..18270), and always tears them down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
-BUILD=${1:-${BUILD_DIR:-$REPO/build}}
+BUILD=$(readlink -f "${1:-${BUILD_DIR:-$REPO/build}}")
+OLD_BUILD=${2:+$(readlink -f "$2")}
 RUNS=${RUNS:-30}
 WARMUP=${WARMUP:-3}
 LAB=bsrun
 PORTS=18200
-TARGET_MS=150
+OLD_LAB=bsold
+OLD_PORTS=18240
+TARGET_MS=100
 
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 say() { printf 'bench: %s\n' "$*" >&2; }
@@ -36,24 +43,38 @@ say() { printf 'bench: %s\n' "$*" >&2; }
 PLUGIN=$BUILD/spank/spank_deepops.so
 CTR=$BUILD/runtime/deepops-ctr
 [[ -f $PLUGIN && -x $CTR ]] || die "build first: cmake -S . -B build -G Ninja && cmake --build build"
+if [[ -n $OLD_BUILD ]]; then
+  [[ -f $OLD_BUILD/spank/spank_deepops.so ]] || die "no plugin in $OLD_BUILD/spank"
+fi
 
 work=
 cleanup() {
   tests/lab/lab down --name "$LAB" >/dev/null 2>&1 || true
+  if [[ -n $OLD_BUILD ]]; then tests/lab/lab down --name "$OLD_LAB" >/dev/null 2>&1 || true; fi
   if [[ -n $work ]]; then rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-say "starting lab $LAB with the plugin"
-tests/lab/lab up --name "$LAB" --mode loopback --nodes 1 --ports "$PORTS" --no-apt >/dev/null
-tests/lab/lab plugin --name "$LAB" -- "$PLUGIN" >/dev/null 2>&1
-# shellcheck disable=SC1090
-source "${DEEPOPS_LAB_ROOT:-/var/lib/deepops-lab}/$LAB/env"
+LABS=${DEEPOPS_LAB_ROOT:-/var/lib/deepops-lab}
 work=$(mktemp -d /var/tmp/deepops-bench-srun.XXXXXX)
 chmod 0755 "$work"
+# start_lab NAME PORTS PLUGIN CACHE: a one-node lab with that plugin.
+start_lab() {
+  say "starting lab $1 with $3"
+  tests/lab/lab up --name "$1" --mode loopback --nodes 1 --ports "$2" --no-apt >/dev/null
+  tests/lab/lab plugin --name "$1" -- "$3" >/dev/null 2>&1
+  echo "CACHE_PATH $4" >"$LABS/$1/deepops/etc/conf.d/bench.conf"
+}
+start_lab "$LAB" "$PORTS" "$PLUGIN" "$work/cache"
+if [[ -n $OLD_BUILD ]]; then
+  start_lab "$OLD_LAB" "$OLD_PORTS" "$OLD_BUILD/spank/spank_deepops.so" "$work/cache-old"
+  OLD_CONF=$(sed -n 's/^export SLURM_CONF=//p' "$LABS/$OLD_LAB/env")
+  OLD_REGISTRY=$(sed -n 's/^export DEEPOPS_LAB_REGISTRY=//p' "$LABS/$OLD_LAB/env")
+fi
+# shellcheck disable=SC1090
+source "$LABS/$LAB/env"
 chown "$DEEPOPS_LAB_USER:" "$work"
-echo "CACHE_PATH $work/cache" >"$DEEPOPS_LAB/deepops/etc/conf.d/bench.conf"
 # shellcheck disable=SC2016 # $0 and $@ belong to the inner shell
 as_user() { tests/lab/lab run --name "$LAB" -- bash -c 'cd "$0" && exec "$@"' "$work" "$@"; }
 
@@ -66,6 +87,12 @@ for image in "$TINY" "$DEBIAN"; do
 done
 as_user env DEEPOPS_CACHE_PATH="$work/cache" "$CTR" import -q -o "$work/tiny.sqsh" \
   --allow-http "$DEEPOPS_LAB_REGISTRY" "$TINY" >/dev/null
+if [[ -n $OLD_BUILD ]]; then
+  for image in "$OLD_REGISTRY/deepops/tiny" "$OLD_REGISTRY/deepops/debian-openmpi"; do
+    as_user env SLURM_CONF="$OLD_CONF" srun --container-image="$image" true 2>"$work/first.err" ||
+      die "old plugin: srun --container-image=$image true failed: $(cat "$work/first.err")"
+  done
+fi
 
 keys=(plain tiny debian file ctr)
 declare -A CMD=(
@@ -82,6 +109,15 @@ declare -A LABEL=(
   [file]="srun --container-image=./tiny.sqsh (file)"
   [ctr]="deepops-ctr start tiny true (no Slurm)"
 )
+if [[ -n $OLD_BUILD ]]; then
+  old="env SLURM_CONF=$OLD_CONF srun"
+  keys+=(old_plain old_tiny old_debian old_file)
+  CMD+=([old_plain]="$old true" [old_tiny]="$old --container-image=$OLD_REGISTRY/deepops/tiny true"
+    [old_debian]="$old --container-image=$OLD_REGISTRY/deepops/debian-openmpi true"
+    [old_file]="$old --container-image=./tiny.sqsh true")
+  LABEL+=([old_plain]="old: srun true (no container)" [old_tiny]="old: srun --container-image=tiny"
+    [old_debian]="old: srun --container-image=debian-openmpi" [old_file]="old: srun --container-image=./tiny.sqsh")
+fi
 say "timing $WARMUP warm-up + $RUNS rounds of ${#keys[@]} rows"
 args=()
 for k in "${keys[@]}"; do args+=("$k" "${CMD[$k]}"); done
@@ -106,8 +142,10 @@ for k in "${keys[@]}"; do
 done
 printf '\n%-48s %9s %9s %9s %14s\n' "step ($RUNS rounds)" "median" "min" "p90" "over srun true"
 for k in "${keys[@]}"; do
-  over=$(awk -v a="${MED[$k]}" -v b="${MED[plain]}" 'BEGIN { printf "%+.1f ms", a - b }')
-  [[ $k == plain || $k == ctr ]] && over="-"
+  base=plain
+  [[ $k == old_* ]] && base=old_plain
+  over=$(awk -v a="${MED[$k]}" -v b="${MED[$base]}" 'BEGIN { printf "%+.1f ms", a - b }')
+  [[ $k == plain || $k == old_plain || $k == ctr ]] && over="-"
   printf '%-48s %7s ms %7s ms %7s ms %14s\n' "${LABEL[$k]}" "${MED[$k]}" "${MIN[$k]}" "${P90[$k]}" "$over"
 done
 worst=tiny
@@ -118,3 +156,10 @@ overhead=$(awk -v a="${MED[$worst]}" -v b="${MED[plain]}" 'BEGIN { printf "%.1f"
 verdict=$(awk -v o="$overhead" -v t="$TARGET_MS" 'BEGIN { print (o <= t) ? "met" : "NOT met" }')
 printf '\ntarget: median overhead of a cached container step <= %s ms: %s (worst row %s: +%s ms)\n' \
   "$TARGET_MS" "$verdict" "${LABEL[$worst]}" "$overhead"
+if [[ -n $OLD_BUILD ]]; then
+  for k in tiny debian file; do
+    diff=$(awk -v n="${MED[$k]}" -v nb="${MED[plain]}" -v o="${MED[old_$k]}" -v ob="${MED[old_plain]}" \
+      'BEGIN { printf "%+.1f", (n - nb) - (o - ob) }')
+    printf 'this build vs %s, %s: %s ms of overhead\n' "$OLD_BUILD" "${LABEL[$k]}" "$diff"
+  done
+fi
