@@ -76,7 +76,19 @@ std::string run_in_child(const std::function<std::string()>& body,
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw sys_error("pipe", errno);
   UniqueFd r(fds[0]), w(fds[1]);
+  // SIGTERM is blocked around the fork, so that none reaches the keeper's
+  // handler in the child: the child dies of it (default action), and the
+  // keeper, which passes it on to its group, gets it as soon as it forked.
+  sigset_t term, old_mask;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  sigprocmask(SIG_BLOCK, &term, &old_mask);
   pid_t pid = fork();
+  if (pid == 0) {
+    signal(SIGTERM, SIG_DFL);
+    sigprocmask(SIG_UNBLOCK, &term, nullptr);
+  }
+  if (pid != 0) sigprocmask(SIG_SETMASK, &old_mask, nullptr);
   if (pid < 0) throw sys_error("fork", errno);
   if (pid == 0) {
     r.reset();

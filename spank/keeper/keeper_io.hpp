@@ -20,7 +20,8 @@ void write_line(int fd, const std::string& text);
 // {"ok": false, "error": ..., "code": ...}
 nlohmann::json error_json(const Error& e);
 
-// Runs `body` in a forked child (killed if the keeper dies) and returns what
+// Runs `body` in a forked child (killed if the keeper dies, and by SIGTERM)
+// and returns what
 // it returned; an Error it throws comes back as an Error. Imports run so:
 // they start threads, and the keeper forks again later. `before_reap`, when
 // set, is called with the child's pid once it is dead and before it is

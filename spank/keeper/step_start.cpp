@@ -121,20 +121,8 @@ StepImage import_in_child(const RegistryImage& ref, const std::string& shown,
       if (e.path().filename().string().ends_with(suffix)) fs::remove_all(e.path(), ec);
     }
   };
-  // SIGTERM stays blocked from before the fork until the child's default is
-  // back: none is lost to the keeper's handler in the child.
-  sigset_t term, old_mask;
-  sigemptyset(&term);
-  sigaddset(&term, SIGTERM);
-  sigprocmask(SIG_BLOCK, &term, &old_mask);
-  struct Restore {
-    const sigset_t& mask;
-    ~Restore() { sigprocmask(SIG_SETMASK, &mask, nullptr); }
-  } restore{old_mask};
   std::string value = run_in_child(
       [&] {
-        signal(SIGTERM, SIG_DFL);
-        sigprocmask(SIG_UNBLOCK, &term, nullptr);
         ImportOptions o;
         o.cache = settings.cache_path;
         o.system_caches = settings.system_caches;
