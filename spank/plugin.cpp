@@ -70,8 +70,8 @@ int on_option(int val, const char* optarg, int /*remote*/) {
     apply_option(g.request, options[val].name, optarg, process_env_lookup());
     g.given.insert(options[val].name);
     return 0;
-  } catch (const Error& e) {
-    slurm_error("%s", e.describe().c_str());
+  } catch (const std::exception& e) {
+    slurm_error("%s", describe_exception(e).c_str());
     return -1;
   }
 }
@@ -87,8 +87,8 @@ extern "C" {
 DEEPOPS_EXPORT int slurm_spank_init(spank_t sp, int ac, char** av) {
   try {
     g.config = parse_plugstack_args(args_of(ac, av));
-  } catch (const Error& e) {
-    slurm_error("deepops: %s", e.describe().c_str());
+  } catch (const std::exception& e) {
+    slurm_error("deepops: %s", describe_exception(e).c_str());
     return -1;
   }
   const spank_context_t ctx = spank_context();
@@ -128,15 +128,15 @@ DEEPOPS_EXPORT int slurm_spank_init_post_opt(spank_t sp, int, char**) {
     char cwd[4096] = {};
     if (!getcwd(cwd, sizeof(cwd) - 1)) return 0;
     validate_on_submit(g.request, cwd);
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {
     // Remote errors wait for task_init (spank/README.md): failing here would
     // print "launch failed" and exit 0, or drain the node.
     if (ctx == S_CTX_REMOTE) {
       g.report.emplace();
-      g.report->error = e.describe();
+      g.report->error = describe_exception(e);
       return 0;
     }
-    slurm_error("deepops: %s", e.describe().c_str());
+    slurm_error("deepops: %s", describe_exception(e).c_str());
     return -1;
   }
   return 0;
@@ -147,7 +147,13 @@ DEEPOPS_EXPORT int slurm_spank_user_init(spank_t sp, int, char**) {
   uint32_t step = 0;
   spank_get_item(sp, S_JOB_STEPID, &step);
   if (!is_container_step(step)) return 0;
-  g.step = gather_step(sp);
+  try {
+    g.step = gather_step(sp);
+  } catch (const std::exception& e) {
+    g.report.emplace();
+    g.report->error = describe_exception(e);
+    return 0;
+  }
   // slurm_spank_log reaches srun's terminal: a long import is not a hang.
   const std::string node = g.step.node;
   // Slurm acts on a cancel only once user_init returns: slurmctld is asked.
@@ -181,8 +187,8 @@ DEEPOPS_EXPORT int slurm_spank_task_init(spank_t sp, int, char**) {
     set_task_env(sp, r);
     prctl(PR_SET_DUMPABLE, 1);  // Slurm's uid switch cleared it; uid_map needs it
     enter_container(r.keeper, r.workdir, r.workdir_required, r.id_call_filter, r.container);
-  } catch (const Error& e) {
-    task_error(task, e.describe());
+  } catch (const std::exception& e) {
+    task_error(task, describe_exception(e));
     return -1;
   }
   return 0;

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "deepops/unique_fd.hpp"
+#include "keeper_protocol.hpp"
 
 namespace deepops::spank {
 namespace {
@@ -101,7 +102,7 @@ std::string run_in_child(const std::function<std::string()>& body,
     } catch (const std::exception& e) {
       out = error_json(Error(Errc::internal, e.what()));
     }
-    write_line(w.get(), out.dump());
+    write_line(w.get(), dump_text(out));
     _exit(out["ok"].get<bool>() ? 0 : 1);
   }
   w.reset();

@@ -104,9 +104,9 @@ int main(int argc, char** argv) {
     write_line(kReportFd, log.to_json());
     return 0;
   } catch (const Error& e) {
-    write_line(kReportFd, error_json(e).dump());
+    write_line(kReportFd, dump_text(error_json(e)));
   } catch (const std::exception& e) {
-    write_line(kReportFd, error_json(Error(Errc::internal, e.what())).dump());
+    write_line(kReportFd, dump_text(error_json(Error(Errc::internal, e.what()))));
   }
   return 1;
 }

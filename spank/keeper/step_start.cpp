@@ -14,10 +14,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <tuple>
@@ -47,8 +49,16 @@ namespace {
 // where the import and the hooks die of it, then cleans up after them and
 // exits.
 volatile sig_atomic_t g_stop_requested = 0;
+pid_t g_keeper_pid = 0;
 
-void note_stop(int) {
+void note_stop(int sig) {
+  // A child forked by the keeper, before its exec or its own handler: it
+  // dies of the signal, as it would have without the keeper's handler.
+  if (getpid() != g_keeper_pid) {
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return;
+  }
   if (g_stop_requested) return;
   g_stop_requested = 1;
   kill(0, SIGTERM);  // the group, this keeper too: handled here, once
@@ -76,7 +86,7 @@ struct StepImage {
 };
 
 void progress_line(int fd, const std::string& line) {
-  write_line(fd, json{{"progress", line}}.dump());
+  write_line(fd, dump_text(json{{"progress", line}}));
 }
 
 // One line for the user, at most every 2 s and at each change of phase.
@@ -279,6 +289,7 @@ void set_environ(const EnvMap& env) {
 // subreaper, the report pipe closes on their exec, and a SIGTERM is passed
 // on to its process group.
 void prepare_keeper(int report_fd) {
+  g_keeper_pid = getpid();
   fcntl(report_fd, F_SETFD, FD_CLOEXEC);
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   struct sigaction stop {};
@@ -287,13 +298,31 @@ void prepare_keeper(int report_fd) {
   sigaction(SIGTERM, &stop, nullptr);  // exec resets it: hooks die of SIGTERM
 }
 
-// The children of every thread of this process, from /proc.
+// The children of this process, from /proc: each thread's `children`
+// list, or where the kernel has none (CONFIG_PROC_CHILDREN), every process
+// whose parent this is.
 std::vector<pid_t> own_children() {
   std::vector<pid_t> out;
   std::error_code ec;
+  bool listed = false;
   for (const auto& task : fs::directory_iterator("/proc/self/task", ec)) {
     std::ifstream in(task.path() / "children");
+    listed = listed || in.is_open();
     for (pid_t pid; in >> pid;) out.push_back(pid);
+  }
+  if (listed) return out;
+  const pid_t self = getpid();
+  for (const auto& proc : fs::directory_iterator("/proc", ec)) {
+    std::ifstream in(proc.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // "PID (COMM) STATE PPID ...": COMM may hold anything, the last ')' ends it.
+    const size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    char state = 0;
+    long ppid = 0;
+    if (std::sscanf(stat.c_str() + close + 1, " %c %ld", &state, &ppid) == 2 && ppid == self) {
+      out.push_back(static_cast<pid_t>(std::strtol(stat.c_str(), nullptr, 10)));
+    }
   }
   return out;
 }
@@ -587,9 +616,9 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
     stop_leftovers();
     _exit(status);
   } catch (const Error& e) {
-    write_line(report_fd, error_json(e).dump());
+    write_line(report_fd, dump_text(error_json(e)));
   } catch (const std::exception& e) {
-    write_line(report_fd, error_json(Error(Errc::internal, e.what())).dump());
+    write_line(report_fd, dump_text(error_json(Error(Errc::internal, e.what()))));
   }
   _exit(125);
 }

@@ -1,12 +1,14 @@
 #include "keeper_protocol.hpp"
 
 #include <poll.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <string_view>
 
 #include "deepops/error.hpp"
 
@@ -161,6 +163,36 @@ StepInfo step_from(const json& j) {
   return s;
 }
 
+// Whether `text`, read as JSON, nests arrays and objects at most `limit`
+// deep: checked before root parses what the user's keeper wrote, since
+// nlohmann copies and prints nested values recursively, and deep nesting
+// costs memory far beyond the text's size.
+bool nesting_at_most(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
+}
+
+// The report holds the image's config: a few levels (labels, env) suffice.
+constexpr int kMaxNesting = 16;
+
 // The keeper's request is the plugin's own document: a wrong shape is a bug
 // (or a hand-run keeper), told as such.
 template <typename F>
@@ -180,6 +212,15 @@ auto parse_request(const std::string& text, const char* what, F&& read) {
 }
 
 }  // namespace
+
+std::string describe_exception(const std::exception& e) {
+  if (const auto* error = dynamic_cast<const Error*>(&e)) return error->describe();
+  return std::string("internal error: ") + e.what();
+}
+
+std::string dump_text(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 EnvLookup env_lookup(EnvMap env) {
   return [env = std::move(env)](const std::string& name) -> std::optional<std::string> {
@@ -202,10 +243,9 @@ EnvDelta env_delta(const EnvMap& before, const EnvMap& after) {
 }
 
 std::string to_json(const StartRequest& r) {
-  return json{{"request", request_json(r.request)},
-              {"config", config_json(r.config)},
-              {"step", step_json(r.step)}}
-      .dump();
+  return dump_text(json{{"request", request_json(r.request)},
+                        {"config", config_json(r.config)},
+                        {"step", step_json(r.step)}});
 }
 
 StartRequest start_request_from_json(const std::string& text) {
@@ -216,7 +256,7 @@ StartRequest start_request_from_json(const std::string& text) {
 }
 
 std::string to_json(const RemoveJobRequest& r) {
-  return json{{"job_id", r.job_id}, {"node", r.node}, {"config", config_json(r.config)}}.dump();
+  return dump_text(json{{"job_id", r.job_id}, {"node", r.node}, {"config", config_json(r.config)}});
 }
 
 RemoveJobRequest remove_job_request_from_json(const std::string& text) {
@@ -247,14 +287,18 @@ std::string KeeperReport::to_json() const {
             {"layer_is_temporary", layer_is_temporary},
             {"save_to", save_to.string()},
             {"runtime_dir", runtime_dir.string()}};
-  return j.dump();
+  return dump_text(j);
 }
 
 // The keeper runs as the job's user, who can make it write anything: a report
 // of the wrong shape is an error of the step, never an exception in slurmstepd.
 KeeperReport KeeperReport::from_json(const std::string& text) {
-  json j = json::parse(text, nullptr, false);
   KeeperReport r;
+  if (!nesting_at_most(text, kMaxNesting)) {
+    r.error = "the container's keeper sent a malformed report (nested too deep)";
+    return r;
+  }
+  json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     r.error = "the container's keeper sent no report";
     return r;
@@ -300,12 +344,16 @@ KeeperReport KeeperReport::from_json(const std::string& text) {
 }
 
 std::string KeeperLog::to_json() const {
-  return json{{"ok", ok}, {"error", error}, {"lines", lines}}.dump();
+  return dump_text(json{{"ok", ok}, {"error", error}, {"lines", lines}});
 }
 
 KeeperLog KeeperLog::from_json(const std::string& text) {
-  json j = json::parse(text, nullptr, false);
   KeeperLog out;
+  if (!nesting_at_most(text, kMaxNesting)) {
+    out.error = "deepops-keeper sent a malformed answer (nested too deep)";
+    return out;
+  }
+  json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     out.error = "deepops-keeper sent no answer";
     return out;
@@ -330,6 +378,7 @@ ReadOutcome read_keeper_pipe(int fd, const ProgressSink& progress,
   std::string line;
   // A progress line is shown; the first other line is the report.
   auto take = [&](std::string& text) -> bool {
+    if (!nesting_at_most(text, kMaxNesting)) return true;  // the (malformed) report
     json j = json::parse(text, nullptr, false);
     if (j.is_object() && j.contains("progress")) {
       if (progress && j["progress"].is_string()) progress(j["progress"].get<std::string>());
@@ -386,7 +435,35 @@ std::string read_report(int fd, const ProgressSink& progress) {
   return read_keeper_pipe(fd, progress, {}, std::chrono::milliseconds(0)).report;
 }
 
+namespace {
+
+// SIGPIPE blocked for this thread while it lives, and one it raised taken
+// back: a keeper that died before it read its request is an error, not
+// the end of the process that writes (slurmd's epilog does not ignore it).
+class NoSigpipe {
+ public:
+  NoSigpipe() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+  }
+  ~NoSigpipe() {
+    const timespec now{0, 0};
+    while (sigtimedwait(&pipe_, nullptr, &now) > 0) {
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  NoSigpipe(const NoSigpipe&) = delete;
+  NoSigpipe& operator=(const NoSigpipe&) = delete;
+
+ private:
+  sigset_t pipe_{}, old_{};
+};
+
+}  // namespace
+
 bool write_document(int fd, const std::string& text, std::chrono::milliseconds deadline) {
+  const NoSigpipe no_sigpipe;
   const auto until = std::chrono::steady_clock::now() + deadline;
   size_t done = 0;
   while (done < text.size()) {
@@ -396,7 +473,8 @@ bool write_document(int fd, const std::string& text, std::chrono::milliseconds d
     pollfd p{fd, POLLOUT, 0};
     int ready = poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1 << 30)));
     if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) continue;
+    if (ready < 0) return false;
+    if (ready == 0) continue;
     if (p.revents & (POLLERR | POLLHUP)) return false;
     ssize_t n = write(fd, text.data() + done, text.size() - done);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;

@@ -8,14 +8,17 @@
 
 #include <chrono>
 #include <cstddef>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "deepops/unique_fd.hpp"
 #include "job_options.hpp"
 
 namespace deepops::spank {
@@ -33,6 +36,17 @@ struct UserIdentity {
   gid_t gid = 0;
   std::vector<gid_t> groups;
 };
+
+// `j` as one line of text. Strings that are not UTF-8 (a job's variable may
+// hold any bytes) have their bad bytes replaced by U+FFFD instead of failing
+// the dump: a value the keeper passes on unchanged never reaches the tasks
+// through it (EnvDelta holds what the container changed).
+std::string dump_text(const nlohmann::json& j);
+
+// An exception as the user reads it: an Error's message and hint, else
+// "internal error: " and what it says. Root code catches every exception:
+// none may reach slurmstepd or srun.
+std::string describe_exception(const std::exception& e);
 
 // Looks names up in `env` (kept by the lookup).
 EnvLookup env_lookup(EnvMap env);
@@ -88,6 +102,10 @@ struct KeeperReport {
   bool layer_is_temporary = false;
   std::filesystem::path save_to;
   std::filesystem::path runtime_dir;
+  // The plugin's own: a pidfd of the keeper it forked (where the kernel has
+  // them), so that the step's end signals that process even if something
+  // reaped it and its pid was reused. Not in the JSON.
+  std::shared_ptr<const UniqueFd> keeper_pidfd;
 
   std::string to_json() const;
   static KeeperReport from_json(const std::string& text);
@@ -129,7 +147,10 @@ struct KeeperLog {
 
 // How much of the keeper's pipe root reads, and for how long.
 struct ReadLimits {
-  size_t max_line = 16u << 20;  // a report (the environment, the entrypoint's log)
+  // A report: the environment the container changes (within the kernel's
+  // limit for exec's, 2 MiB by default), the entrypoint's log (its last
+  // 64 KiB), the image's config.
+  size_t max_line = 8u << 20;
   // From the start of the read; zero: no deadline.
   std::chrono::milliseconds deadline{0};
 };

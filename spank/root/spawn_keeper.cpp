@@ -113,7 +113,8 @@ int child_main(void* arg) {
     if (errno != ENOSYS || sys(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, as_long(&limit)) != 0) {
       fail(plan, "close_range");
     }
-    for (unsigned long long fd = kReportFd + 1; fd < limit.cur; ++fd) {
+    constexpr unsigned long long kAtMost = 1u << 20;  // slurmstepd's are far below
+    for (unsigned long long fd = kReportFd + 1; fd < limit.cur && fd < kAtMost; ++fd) {
       sys(SYS_close, static_cast<long>(fd));
     }
   }
@@ -211,8 +212,9 @@ KeeperProcess spawn_keeper(const std::string& program, const char* action, const
   }
   // The writer must never block slurmstepd: write_document polls.
   fcntl(request.write.get(), F_SETFL, fcntl(request.write.get(), F_GETFL) | O_NONBLOCK);
-  setpgid(pid, pid);  // as the child did: its own group before any signal
-  return KeeperProcess{pid, std::move(request.write), std::move(report.read)};
+  // Still our unreaped child: the pidfd names this process for good.
+  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  return KeeperProcess{pid, std::move(pidfd), std::move(request.write), std::move(report.read)};
 }
 
 }  // namespace deepops::spank

@@ -14,6 +14,7 @@ namespace deepops::spank {
 
 struct KeeperProcess {
   pid_t pid = -1;
+  UniqueFd pidfd;    // the child's pidfd; empty before Linux 5.3
   UniqueFd request;  // write the request here (non-blocking), then close it
   UniqueFd report;   // progress lines and the report come here
 };

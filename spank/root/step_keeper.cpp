@@ -2,10 +2,12 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 #include <thread>
 
 #include "deepops/error.hpp"
@@ -24,11 +26,33 @@ constexpr auto kSaveDeadline = 3600s;
 // What a keeper asked to stop gets before SIGKILL.
 constexpr auto kStopGrace = 10s;
 
-bool wait_bounded(pid_t pid, std::chrono::milliseconds limit) {
+// A signal to the keeper forked: through its pidfd where there is one (its
+// pid may have been reaped and reused), else by pid.
+void signal_keeper(pid_t pid, const UniqueFd* pidfd, int sig) {
+  if (pidfd && *pidfd) {
+    syscall(SYS_pidfd_send_signal, pidfd->get(), sig, nullptr, 0);
+  } else {
+    kill(pid, sig);
+  }
+}
+
+// waitid's idtype for a pidfd (Linux 5.4), whether or not the C library
+// names it.
+constexpr auto kPidfdIdType = static_cast<idtype_t>(3);
+
+// Whether the keeper exited (and is now reaped) within `limit`. Through its
+// pidfd where there is one: waitpid on a pid that something else reaped
+// might reap another child of slurmstepd's that reuses it.
+bool wait_bounded(pid_t pid, const UniqueFd* pidfd, std::chrono::milliseconds limit) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   for (;;) {
-    const pid_t got = waitpid(pid, nullptr, WNOHANG);
-    if (got == pid || (got < 0 && errno == ECHILD)) return true;
+    siginfo_t info{};
+    const bool by_pidfd = pidfd && *pidfd;
+    const int rc =
+        by_pidfd ? waitid(kPidfdIdType, static_cast<id_t>(pidfd->get()), &info, WEXITED | WNOHANG)
+                 : waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG);
+    if ((rc == 0 && info.si_pid != 0) || (rc < 0 && errno == ECHILD)) return true;
+    if (rc < 0 && errno == EINVAL && by_pidfd) pidfd = nullptr;  // a kernel before 5.4
     if (std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(5ms);
   }
@@ -45,11 +69,12 @@ bool exited_unreaped(pid_t pid) {
 }
 
 // SIGTERM to the keeper (the child forked, nothing else: the keeper stops its
-// import and hooks itself), SIGKILL after the grace, then reaped. Its pipe is
+// import and hooks itself), SIGKILL to it and its process group after the
+// grace, then reaped. Its pipe is
 // drained meanwhile, within bounds: a keeper blocked on a full pipe could
 // not exit.
-void stop_keeper(pid_t keeper, int report_fd) {
-  kill(keeper, SIGTERM);
+void stop_keeper(pid_t keeper, const UniqueFd* pidfd, int report_fd) {
+  signal_keeper(keeper, pidfd, SIGTERM);
   const auto deadline = std::chrono::steady_clock::now() + kStopGrace;
   while (!exited_unreaped(keeper) && std::chrono::steady_clock::now() < deadline) {
     pollfd p{report_fd, POLLIN, 0};
@@ -58,7 +83,11 @@ void stop_keeper(pid_t keeper, int report_fd) {
       std::this_thread::sleep_for(50ms);  // closed: only wait
     }
   }
-  kill(keeper, SIGKILL);
+  signal_keeper(keeper, pidfd, SIGKILL);
+  // What the keeper started (an import, a hook that ignores SIGTERM) is in
+  // its process group, whose id cannot be reused while the keeper is
+  // unreaped.
+  killpg(keeper, SIGKILL);
   while (waitpid(keeper, nullptr, 0) < 0 && errno == EINTR) {
   }
 }
@@ -101,14 +130,14 @@ KeeperLog run_keeper(const std::string& program, const char* action, const UserI
                      const std::string& request, std::chrono::milliseconds deadline) {
   KeeperProcess k = spawn_keeper(program, action, who, {});
   if (!write_document(k.request.get(), request, kRequestDeadline)) {
-    stop_keeper(k.pid, k.report.get());
+    stop_keeper(k.pid, &k.pidfd, k.report.get());
     return KeeperLog{false, "deepops-keeper did not take its request", {}};
   }
   k.request.reset();
   const ReadLimits limits{1u << 20, deadline};
   ReadOutcome out = read_keeper_pipe(k.report.get(), {}, {}, 0ms, limits);
   if (out.how != ReadOutcome::Ended::report) {
-    stop_keeper(k.pid, k.report.get());
+    stop_keeper(k.pid, &k.pidfd, k.report.get());
     return KeeperLog{false,
                      out.how == ReadOutcome::Ended::deadline
                          ? "deepops-keeper " + std::string(action) + " took longer than " +
@@ -116,7 +145,7 @@ KeeperLog run_keeper(const std::string& program, const char* action, const UserI
                          : "deepops-keeper " + std::string(action) + " died without an answer",
                      {}};
   }
-  if (!wait_bounded(k.pid, kStopGrace)) stop_keeper(k.pid, -1);
+  if (!wait_bounded(k.pid, &k.pidfd, kStopGrace)) stop_keeper(k.pid, &k.pidfd, -1);
   return KeeperLog::from_json(out.report);
 }
 
@@ -127,41 +156,53 @@ KeeperReport start_step_container(const std::string& keeper, const ContainerRequ
                                   const ProgressSink& progress, const StartWatch& watch,
                                   const ReadLimits& read_limits) {
   KeeperReport failed;
+  // The keeper while it is not reaped: stopped and reaped once, whatever
+  // returns or throws (an allocation), never signalled after.
+  std::optional<KeeperProcess> k;
+  auto stop = [&k] {
+    if (k) stop_keeper(k->pid, &k->pidfd, k->report.get());
+    k.reset();
+  };
   try {
-    KeeperProcess k = spawn_keeper(keeper, kStartAction, step.who, config.runtime_path);
-    if (!write_document(k.request.get(), to_json(StartRequest{request, config, step}),
-                        kRequestDeadline)) {
-      stop_keeper(k.pid, k.report.get());
+    const std::string request_text = to_json(StartRequest{request, config, step});
+    k = spawn_keeper(keeper, kStartAction, step.who, config.runtime_path);
+    if (!write_document(k->request.get(), request_text, kRequestDeadline)) {
+      stop();
       failed.error = "the container's keeper did not take its request";
       return failed;
     }
-    k.request.reset();
+    k->request.reset();
     ReadLimits limits = read_limits;
     if (limits.deadline.count() == 0) limits.deadline = config.start_timeout;
     ReadOutcome out =
-        read_keeper_pipe(k.report.get(), progress, watch.cancelled, watch.every, limits);
+        read_keeper_pipe(k->report.get(), progress, watch.cancelled, watch.every, limits);
     if (out.how != ReadOutcome::Ended::report) {
-      stop_keeper(k.pid, k.report.get());
+      stop();
       failed.error = read_failure(out, request, limits);
       return failed;
     }
     KeeperReport rep = KeeperReport::from_json(out.report);
     // The step's end signals the keeper as root: that is the child forked,
     // whatever pid the report (written as the user) names.
-    if (rep.ok && !rep.attached && rep.keeper != k.pid) {
-      stop_keeper(k.pid, k.report.get());
+    if (rep.ok && !rep.attached && rep.keeper != k->pid) {
+      stop();
       failed.error = "the container's keeper reported another process as itself";
       return failed;
     }
     if (!rep.ok || rep.attached) {  // it is done: it failed, or only looked
-      if (!wait_bounded(k.pid, kStopGrace)) stop_keeper(k.pid, k.report.get());
-      if (rep.error.empty() || rep.error == "the container's keeper sent no report") {
-        if (!rep.ok) rep.error = "the container's keeper died before it was ready";
+      if (wait_bounded(k->pid, &k->pidfd, kStopGrace)) k.reset();
+      stop();
+      if (!rep.ok && (rep.error.empty() || rep.error == "the container's keeper sent no report")) {
+        rep.error = "the container's keeper died before it was ready";
       }
+      return rep;
     }
+    rep.keeper_pidfd = std::make_shared<UniqueFd>(std::move(k->pidfd));
+    k.reset();  // running: the step's end stops it (stop_step_container)
     return rep;
-  } catch (const Error& e) {
-    failed.error = e.describe();
+  } catch (const std::exception& e) {
+    stop();
+    failed.error = describe_exception(e);
   }
   return failed;
 }
@@ -170,11 +211,12 @@ std::vector<std::string> stop_step_container(const std::string& keeper, const Ke
                                              const StepInfo& step) {
   std::vector<std::string> log;
   if (!report.ok || report.attached) return log;
-  kill(report.keeper, SIGTERM);
-  if (!wait_bounded(report.keeper, kStopGrace)) {
+  const UniqueFd* pidfd = report.keeper_pidfd.get();
+  signal_keeper(report.keeper, pidfd, SIGTERM);
+  if (!wait_bounded(report.keeper, pidfd, kStopGrace)) {
     log.push_back("the container's keeper ignored SIGTERM for 10 s; killed");
-    kill(report.keeper, SIGKILL);
-    wait_bounded(report.keeper, 5s);
+    signal_keeper(report.keeper, pidfd, SIGKILL);
+    wait_bounded(report.keeper, pidfd, 5s);
   }
   if (report.save_to.empty()) return log;
   try {
@@ -184,8 +226,9 @@ std::vector<std::string> stop_step_container(const std::string& keeper, const Ke
     } else {
       log.push_back("cannot save the container to " + report.save_to.string() + ": " + saved.error);
     }
-  } catch (const Error& e) {
-    log.push_back("cannot save the container to " + report.save_to.string() + ": " + e.describe());
+  } catch (const std::exception& e) {
+    log.push_back("cannot save the container to " + report.save_to.string() + ": " +
+                  describe_exception(e));
   }
   return log;
 }
@@ -202,8 +245,8 @@ std::vector<std::string> remove_job_containers(const std::string& keeper, const 
     } else {
       log.insert(log.end(), removed.lines.begin(), removed.lines.end());
     }
-  } catch (const Error& e) {
-    log.push_back("cannot remove the job's containers: " + e.describe());
+  } catch (const std::exception& e) {
+    log.push_back("cannot remove the job's containers: " + describe_exception(e));
   }
   return log;
 }

@@ -140,7 +140,7 @@ wait; wait"
 "$LAB" plugin --name "$LAB_NAME" -- "$work/fake-big/spank_deepops.so" >/dev/null
 rc=0
 as_user timeout 120 srun -w n1 --container-image="$IMG" true >"$work/c.out" 2>&1 || rc=$?
-if [[ $rc -ne 0 ]] && grep -q "report larger than 16 MiB" "$work/c.out"; then
+if [[ $rc -ne 0 ]] && grep -q "report larger than 8 MiB" "$work/c.out"; then
   pass "a 100 MB report fails the step: $(grep -o 'deepops: .*larger[^.]*' "$work/c.out" | head -1)"
 else fail "a 100 MB report: exit $rc: $(head -c 400 "$work/c.out")"; fi
 if wait_until 100 test -s "$peak"; then

@@ -340,6 +340,18 @@ TEST(StartRequest, RoundTripsThroughJson) {
   EXPECT_THROW(start_request_from_json("not json"), Error);
 }
 
+// A job's variable may hold any bytes: the request is still written (the bad
+// bytes replaced), never an exception in slurmstepd.
+TEST(StartRequest, AVariableThatIsNotUtf8IsNoException) {
+  StartRequest r;
+  r.step.job_env = {{"LATIN1", "caf\xe9"}, {"OK", "fine"}};
+  std::string text;
+  ASSERT_NO_THROW(text = to_json(r));
+  StartRequest back = start_request_from_json(text);
+  EXPECT_EQ(back.step.job_env["OK"], "fine");
+  EXPECT_EQ(back.step.job_env["LATIN1"], "caf\xef\xbf\xbd");  // U+FFFD
+}
+
 }  // namespace
 }  // namespace deepops::spank
 
