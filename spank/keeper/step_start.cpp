@@ -284,13 +284,12 @@ void set_environ(const EnvMap& env) {
 }
 
 // The keeper came from an exec with clean descriptors and signals
-// (spawn_keeper). What it starts (the import, the hooks, the entrypoint, and
-// whatever they leave behind) is its own to stop: it becomes their
-// subreaper, the report pipe closes on their exec, and a SIGTERM is passed
-// on to its process group.
-void prepare_keeper(int report_fd) {
+// (spawn_keeper), and made its pipes close-on-exec (keeper_main.cpp). What
+// it starts (the import, the hooks, the entrypoint, and whatever they leave
+// behind) is its own to stop: it becomes their subreaper, and a SIGTERM is
+// passed on to its process group.
+void prepare_keeper() {
   g_keeper_pid = getpid();
-  fcntl(report_fd, F_SETFD, FD_CLOEXEC);
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   struct sigaction stop {};
   stop.sa_handler = note_stop;
@@ -511,7 +510,7 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
 
 [[noreturn]] void keeper_main(int report_fd, const ContainerRequest& r,
                               const PlugstackConfig& config, const StepInfo& step) {
-  prepare_keeper(report_fd);
+  prepare_keeper();
   try {
     Settings settings = load_admin_settings(step, config);
     set_environ(keeper_environment(r, step));

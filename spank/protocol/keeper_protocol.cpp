@@ -431,10 +431,6 @@ ReadOutcome read_keeper_pipe(int fd, const ProgressSink& progress,
   return {ReadOutcome::Ended::eof, ""};
 }
 
-std::string read_report(int fd, const ProgressSink& progress) {
-  return read_keeper_pipe(fd, progress, {}, std::chrono::milliseconds(0)).report;
-}
-
 namespace {
 
 // SIGPIPE blocked for this thread while it lives, and one it raised taken

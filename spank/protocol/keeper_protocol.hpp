@@ -168,9 +168,6 @@ ReadOutcome read_keeper_pipe(int fd, const ProgressSink& progress,
                              const std::function<bool()>& cancelled,
                              std::chrono::milliseconds every, const ReadLimits& limits = {});
 
-// The same without a cancel check or deadline: the report's text, or "".
-std::string read_report(int fd, const ProgressSink& progress);
-
 // A JSON document written whole to `fd`; false once the deadline passes
 // or the reader is gone (the keeper died), never an exception.
 bool write_document(int fd, const std::string& text, std::chrono::milliseconds deadline);

@@ -142,6 +142,11 @@ TEST(PmixHookEnv, OnlyForPmixSteps) {
 namespace deepops::spank {
 namespace {
 
+// The pipe read without a cancel check or deadline: the report's text, or "".
+std::string read_until_report(int fd, const ProgressSink& progress) {
+  return read_keeper_pipe(fd, progress, {}, std::chrono::milliseconds(0)).report;
+}
+
 TEST(KeeperPipe, ProgressLinesThenTheReport) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
@@ -157,7 +162,7 @@ TEST(KeeperPipe, ProgressLinesThenTheReport) {
   ASSERT_EQ(write(fds[1], sent.data(), sent.size()), static_cast<ssize_t>(sent.size()));
   close(fds[1]);
   std::vector<std::string> lines;
-  std::string report = read_report(fds[0], [&](const std::string& l) { lines.push_back(l); });
+  std::string report = read_until_report(fds[0], [&](const std::string& l) { lines.push_back(l); });
   close(fds[0]);
   EXPECT_EQ(lines, (std::vector<std::string>{"importing x: 0/10 MB downloaded",
                                              "importing x: 10/10 MB downloaded"}));
@@ -174,7 +179,8 @@ TEST(KeeperPipe, AProgressLineThatIsNoTextIsSkipped) {
   close(fds[1]);
   std::vector<std::string> lines;
   std::string report;
-  EXPECT_NO_THROW(report = read_report(fds[0], [&](const std::string& l) { lines.push_back(l); }));
+  EXPECT_NO_THROW(report =
+                      read_until_report(fds[0], [&](const std::string& l) { lines.push_back(l); }));
   close(fds[0]);
   EXPECT_EQ(lines, std::vector<std::string>{"ok"});
   EXPECT_EQ(report, "{\"ok\": false}");
@@ -184,7 +190,7 @@ TEST(KeeperPipe, NothingButEofIsNoReport) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
   close(fds[1]);
-  EXPECT_FALSE(KeeperReport::from_json(read_report(fds[0], {})).ok);
+  EXPECT_FALSE(KeeperReport::from_json(read_until_report(fds[0], {})).ok);
   close(fds[0]);
 }
 
