@@ -16,7 +16,7 @@
 #              reduced to its core (unshare -Urm chroot DIR true)
 # The fast rows run in rounds, each round running every row once: WARMUP
 # rounds, then RUNS timed; median, min and p90 of each row's wall time.
-# Prints a table and a verdict against the target (../shared/TARGETS.md:
+# Prints a table and a verdict against the target (bench/README.md, Targets:
 # median <= 30 ms, large within 10% of tiny). Never fails on a time.
 #
 # Usage (root): bench/start.sh [DEEPOPS_CTR]
@@ -230,7 +230,7 @@ spread=$(printf '%.4f' "$(ratio "${MED[start_large]}" "${MED[start_tiny]}")")
 printf '\nlarge / tiny, medians of deepops-ctr start: %.3f (%+.1f%%)\n' "$spread" "$(echo "($spread - 1) * 100" | bc -l)"
 printf 'deepops-ctr start over the userns + squashfuse_ll floor: tiny %.2fx, large %.2fx\n' \
   "$(ratio "${MED[start_tiny]}" "${MED[fuse_tiny]}")" "$(ratio "${MED[start_large]}" "${MED[fuse_large]}")"
-printf 'deepops-ctr start over the stock-tools pieces: tiny %.2fx, large %.2fx (TARGETS.md measured that floor at\n' \
+printf 'deepops-ctr start over the stock-tools pieces: tiny %.2fx, large %.2fx (bench/README.md, Targets, puts that floor at\n' \
   "$(ratio "${MED[start_tiny]}" "${MED[pieces_tiny]}")" "$(ratio "${MED[start_large]}" "${MED[pieces_large]}")"
 printf '  ~13 ms on a quiet machine, so the 30 ms target is ~2.3x it: a reading that holds under load)\n'
 printf 'old way (create + first start) over deepops-ctr start, large: %.0fx\n' "$(ratio "$old_first_med" "${MED[start_large]}")"

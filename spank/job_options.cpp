@@ -7,9 +7,9 @@
 #include <cctype>
 #include <optional>
 
-#include "deepops/error.hpp"
-#include "deepops/image_ref.hpp"
-#include "deepops/settings.hpp"
+#include "config/settings.hpp"
+#include "registry/image_ref.hpp"
+#include "util/error.hpp"
 
 namespace deepops::spank {
 namespace fs = std::filesystem;

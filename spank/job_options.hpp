@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "deepops/mount_spec.hpp"
+#include "config/mount_spec.hpp"
 
 namespace deepops::spank {
 

@@ -10,13 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "deepops/container.hpp"
-#include "deepops/error.hpp"
+#include "container/container.hpp"
 #include "identity.hpp"
 #include "job_options.hpp"
 #include "keeper_protocol.hpp"
 #include "slurmstepd_step.hpp"
 #include "step_keeper.hpp"
+#include "util/error.hpp"
 
 extern "C" {
 #include <slurm/slurm.h>

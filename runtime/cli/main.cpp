@@ -13,14 +13,14 @@
 #include <optional>
 #include <sstream>
 
-#include "deepops/container.hpp"
-#include "deepops/error.hpp"
-#include "deepops/image_cache.hpp"
-#include "deepops/importer.hpp"
-#include "deepops/settings.hpp"
-#include "deepops/system_check.hpp"
+#include "config/settings.hpp"
+#include "container/container.hpp"
+#include "container/system_check.hpp"
+#include "image/image_cache.hpp"
+#include "image/importer.hpp"
 #include "progress.hpp"
 #include "start_command.hpp"
+#include "util/error.hpp"
 
 namespace deepops::cli {
 namespace {

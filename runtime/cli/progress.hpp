@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "deepops/importer.hpp"
+#include "image/importer.hpp"
 
 namespace deepops::cli {
 

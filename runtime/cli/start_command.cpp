@@ -5,12 +5,12 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
-#include "deepops/container.hpp"
-#include "deepops/container_store.hpp"
-#include "deepops/error.hpp"
-#include "deepops/image_cache.hpp"
-#include "deepops/image_ref.hpp"
-#include "deepops/settings.hpp"
+#include "config/settings.hpp"
+#include "container/container.hpp"
+#include "container/container_store.hpp"
+#include "image/image_cache.hpp"
+#include "registry/image_ref.hpp"
+#include "util/error.hpp"
 
 namespace deepops::cli {
 namespace {

@@ -9,8 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "deepops/unique_fd.hpp"
 #include "keeper_protocol.hpp"
+#include "util/unique_fd.hpp"
 
 namespace deepops::spank {
 namespace {

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "deepops/error.hpp"
+#include "util/error.hpp"
 
 namespace deepops::spank {
 

@@ -12,12 +12,12 @@
 #include <filesystem>
 #include <string>
 
-#include "deepops/container.hpp"
-#include "deepops/container_store.hpp"
-#include "deepops/manifest.hpp"
-#include "deepops/settings.hpp"
+#include "config/settings.hpp"
+#include "container/container.hpp"
+#include "container/container_store.hpp"
 #include "keeper_io.hpp"
 #include "keeper_protocol.hpp"
+#include "registry/manifest.hpp"
 #include "step_start.hpp"
 
 namespace {

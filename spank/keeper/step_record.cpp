@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "deepops/error.hpp"
-#include "deepops/unique_fd.hpp"
+#include "util/error.hpp"
+#include "util/unique_fd.hpp"
 
 namespace deepops::spank {
 namespace fs = std::filesystem;

@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "deepops/manifest.hpp"
+#include "registry/manifest.hpp"
 
 namespace deepops::spank {
 

@@ -24,17 +24,17 @@
 #include <thread>
 #include <tuple>
 
-#include "deepops/container.hpp"
-#include "deepops/container_store.hpp"
-#include "deepops/image_cache.hpp"
-#include "deepops/image_ref.hpp"
-#include "deepops/importer.hpp"
-#include "deepops/mirrors.hpp"
-#include "deepops/passwd.hpp"
-#include "deepops/settings.hpp"
-#include "deepops/unique_fd.hpp"
+#include "config/settings.hpp"
+#include "container/container.hpp"
+#include "container/container_store.hpp"
+#include "container/passwd.hpp"
+#include "image/image_cache.hpp"
+#include "image/importer.hpp"
 #include "keeper_io.hpp"
+#include "registry/image_ref.hpp"
+#include "registry/mirrors.hpp"
 #include "step_record.hpp"
+#include "util/unique_fd.hpp"
 
 namespace deepops::spank {
 namespace fs = std::filesystem;

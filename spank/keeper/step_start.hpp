@@ -2,7 +2,7 @@
 // deepops-keeper's `start`: the container of one step on one node.
 #include <string>
 
-#include "deepops/settings.hpp"
+#include "config/settings.hpp"
 #include "keeper_protocol.hpp"
 
 namespace deepops::spank {

@@ -10,7 +10,7 @@
 #include <limits>
 #include <string_view>
 
-#include "deepops/error.hpp"
+#include "util/error.hpp"
 
 namespace deepops {
 

@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "deepops/unique_fd.hpp"
 #include "job_options.hpp"
+#include "util/unique_fd.hpp"
 
 namespace deepops::spank {
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <utility>
 
-#include "deepops/container.hpp"
-#include "deepops/hooks.hpp"
+#include "container/container.hpp"
+#include "container/hooks.hpp"
 #include "identity.hpp"
 #include "step_state.hpp"
 #include "task_env.hpp"

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "deepops/error.hpp"
+#include "util/error.hpp"
 
 namespace deepops::spank {
 namespace {

@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <string>
 
-#include "deepops/unique_fd.hpp"
 #include "keeper_protocol.hpp"
+#include "util/unique_fd.hpp"
 
 namespace deepops::spank {
 

@@ -10,8 +10,8 @@
 #include <optional>
 #include <thread>
 
-#include "deepops/error.hpp"
 #include "spawn_keeper.hpp"
+#include "util/error.hpp"
 
 namespace deepops::spank {
 namespace {

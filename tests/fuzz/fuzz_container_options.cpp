@@ -9,8 +9,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "deepops/error.hpp"
 #include "job_options.hpp"
+#include "util/error.hpp"
 
 namespace {
 

@@ -10,8 +10,8 @@
 #include <string>
 #include <string_view>
 
-#include "deepops/error.hpp"
-#include "deepops/mount_spec.hpp"
+#include "config/mount_spec.hpp"
+#include "util/error.hpp"
 
 namespace {
 

@@ -8,8 +8,8 @@
 #include <string_view>
 #include <variant>
 
-#include "deepops/error.hpp"
-#include "deepops/image_ref.hpp"
+#include "registry/image_ref.hpp"
+#include "util/error.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);

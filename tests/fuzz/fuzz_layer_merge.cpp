@@ -17,11 +17,11 @@
 #include <string_view>
 #include <vector>
 
-#include "deepops/error.hpp"
-#include "deepops/fs_tree.hpp"
-#include "deepops/layer_merge.hpp"
-#include "deepops/layer_stream.hpp"
-#include "deepops/squashfs_writer.hpp"
+#include "image/fs_tree.hpp"
+#include "image/layer_merge.hpp"
+#include "image/layer_stream.hpp"
+#include "image/squashfs_writer.hpp"
+#include "util/error.hpp"
 
 namespace {
 

@@ -7,9 +7,9 @@
 #include <string_view>
 #include <variant>
 
-#include "deepops/digest.hpp"
-#include "deepops/error.hpp"
-#include "deepops/manifest.hpp"
+#include "registry/manifest.hpp"
+#include "util/digest.hpp"
+#include "util/error.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);

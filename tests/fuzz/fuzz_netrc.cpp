@@ -6,9 +6,9 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "deepops/credentials.hpp"
-#include "deepops/error.hpp"
-#include "deepops/mirrors.hpp"
+#include "registry/credentials.hpp"
+#include "registry/mirrors.hpp"
+#include "util/error.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "deepops/www_authenticate.hpp"
+#include "registry/www_authenticate.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto challenges =

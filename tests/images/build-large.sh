@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the "large" benchmark image: real files from Debian packages, over
 # 2 GB uncompressed in 7 layers, shaped like a realistic ML image (see
-# ../../../shared/TARGETS.md): a minbase, a compiler toolchain, Python with
+# bench/README.md, Targets): a minbase, a compiler toolchain, Python with
 # numpy/scipy, big toolchains (LLVM, a JDK), Go with its sources and many
 # small header and doc files, then deltas: one that deletes and modifies
 # files (whiteouts) and one with an opaque directory.

@@ -1,6 +1,6 @@
 // RegistryClient against the lab's real registries: the plain one, and the
 // TLS one with basic auth and the lab CA.
-#include "deepops/registry_client.hpp"
+#include "registry/registry_client.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -8,9 +8,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "deepops/digest.hpp"
-#include "deepops/error.hpp"
 #include "lab.hpp"
+#include "util/digest.hpp"
+#include "util/error.hpp"
 
 namespace deepops {
 namespace {

@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "deepops/squashfs_writer.hpp"
+#include "image/squashfs_writer.hpp"
 #include "subprocess.hpp"
 
 namespace deepops {

@@ -1,0 +1,74 @@
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "config/mount_spec.hpp"
+#include "config/overlay_kind.hpp"
+#include "image/layer_merge.hpp"
+
+namespace deepops {
+
+// Runtime configuration, layered like Enroot's, lowest precedence first:
+//   1. built-in defaults
+//   2. $DEEPOPS_SYSCONF_DIR/deepops.conf (default /etc/deepops)
+//   3. $DEEPOPS_SYSCONF_DIR/conf.d/*.conf, in name order
+//   4. the environment: DEEPOPS_<KEY>, or ENROOT_<KEY> where it means the same
+//   5. the command line (the front end overrides fields after load())
+// Files hold "KEY value" or "KEY=value" lines with ${VAR} substitution; KEY is
+// written with either prefix. conf/deepops.conf.example lists every key.
+struct Settings {
+  std::filesystem::path sysconf_dir = "/etc/deepops";
+  std::filesystem::path runtime_path;  // per-start scratch folders
+  std::filesystem::path cache_path;    // imported images
+  std::filesystem::path data_path;     // named containers
+  std::filesystem::path config_path;   // the user's: .credentials, mounts.d, environ.d
+  bool mount_home = false;
+  bool remap_root = false;
+  bool rootfs_writable = false;
+  bool restrict_dev = false;
+  bool seccomp_filter = true;  // fake success for set*id/chown calls (Enroot's filter)
+  OverlayKind overlay = OverlayKind::automatic;  // OVERLAY: auto, kernel or fuse
+  // Folders searched for the NVIDIA driver's libraries (colon-separated);
+  // empty: the host's ld.so cache and the usual folders.
+  std::vector<std::string> driver_library_dirs;
+  // Where the native hooks see the host ("/"); tests use a fixture tree.
+  std::filesystem::path host_root = "/";
+  // Slurm's TmpFS, for the PMIx hook ("%n": the node name).
+  std::string slurm_tmpfs = "/tmp";
+  // Imports that the SPANK plugin runs: registries (host:port) reached over
+  // plain HTTP ("*": any), and a CA bundle trusted besides the system's.
+  std::vector<std::string> allow_http;
+  std::string ca_file;
+  // Read-only image caches an admin filled (SYSTEM_CACHE, colon-separated),
+  // looked in before the user's own: pre-staged images are never fetched.
+  std::vector<std::filesystem::path> system_caches;
+  // IMPORT_MAX_SIZE, IMPORT_MAX_ENTRIES: what one image may unpack to.
+  MergeLimits import_limits;
+
+  // Where each key's value came from ("default", "/etc/deepops/deepops.conf:3",
+  // "environment (ENROOT_REMAP_ROOT)"), for `deepops-ctr config`.
+  std::map<std::string, std::string> origin;
+
+  static Settings load(const EnvLookup& env);
+
+  // mounts.d/*.fstab and environ.d/*.env: the system's, then the user's.
+  std::vector<MountEntry> load_mounts(const EnvLookup& env) const;
+  std::vector<std::pair<std::string, std::string>> load_environ(const EnvLookup& env) const;
+  // hooks.d: executables in name order, the system's then the user's.
+  std::vector<std::filesystem::path> hooks() const;
+
+  // Applies one KEY=value (prefix stripped); throws on an unknown key or a bad value.
+  void set(const std::string& key, const std::string& value, const std::string& origin);
+};
+
+// "123", "64M", "256G", "1TiB": K, M, G, T, P are powers of 1024. Throws
+// Error(invalid_argument) naming `what` on anything else, and on 0.
+uint64_t parse_size(const std::string& value, const std::string& what);
+
+// "1", "yes", "true", "y", "on" / "0", "no", "false", "n", "off".
+bool parse_bool(const std::string& value, const std::string& what);
+
+}  // namespace deepops
