@@ -42,7 +42,7 @@ struct ContainerSpec {
   bool writable = false;    // keep "/" writable (changes live in RAM, gone at exit)
   bool remap_root = false;  // run as uid 0 inside (still the caller outside)
   // Fake success for the set*id and chown calls, as Enroot and Pyxis do, so
-  // that apt, dpkg and pip work (see id_call_filter in runtime/src).
+  // that apt, dpkg and pip work (see container/id_call_filter.cpp).
   bool id_call_filter = true;
   bool mount_home = false;
   bool restrict_dev = false;  // a minimal /dev instead of the host's

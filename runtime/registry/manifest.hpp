@@ -19,7 +19,7 @@ inline constexpr std::string_view kDockerManifest =
 inline constexpr std::string_view kDockerList =
     "application/vnd.docker.distribution.manifest.list.v2+json";
 // What to send as Accept: a registry that gets no Accept header answers OCI
-// images with 404 MANIFEST_UNKNOWN (TARGETS.md).
+// images with 404 MANIFEST_UNKNOWN (tests/lab/README.md, "Facts about this lab").
 std::string accept_header();
 }  // namespace media_type
 

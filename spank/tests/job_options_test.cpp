@@ -1,4 +1,4 @@
-// The SPANK plugin's option rules, Pyxis-compatible (COMPAT.md).
+// The SPANK plugin's option rules, Pyxis-compatible (spank/README.md, "Pyxis behaviours matched").
 #include "job_options.hpp"
 
 #include <gtest/gtest.h>

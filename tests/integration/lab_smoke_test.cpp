@@ -88,7 +88,7 @@ TEST(Slurm, OpenMpiHelloOverPmixAcrossNodes) {
   std::filesystem::copy_file(DEEPOPS_MPI_HELLO, dest,
                              std::filesystem::copy_options::overwrite_existing);
   // Several slurmd on one host share /dev/shm; OpenMPI's vader transport
-  // crashes there (LAB.md), so loopback mode uses TCP between ranks.
+  // crashes there (tests/lab/README.md), so loopback mode uses TCP between ranks.
   std::string btl = lab.netns() ? "OMPI_MCA_btl=self,tcp" : "OMPI_MCA_btl=^vader";
   ProcessResult r = lab.run_as_user({"env", btl, "srun", "-N2", "--mpi=pmix", dest.string()});
   ASSERT_EQ(r.exit_code, 0) << show(r);

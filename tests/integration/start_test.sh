@@ -207,7 +207,7 @@ expect "InfiniBand hook: only the chosen device's nodes" "/dev/infiniband/rdma_c
 MPI_IMG=$DEEPOPS_LAB_REGISTRY/deepops/debian-openmpi
 as_user import -q --allow-http "$DEEPOPS_LAB_REGISTRY" "$MPI_IMG" >/dev/null
 install -m 0755 "$MPI_HELLO" "$work/shared/mpi_hello"
-# OpenMPI's vader transport cannot share /dev/shm between loopback nodes (LAB.md).
+# OpenMPI's vader transport cannot share /dev/shm between loopback nodes (tests/lab/README.md).
 mpi_out=$("$LAB" run --name "${DEEPOPS_TEST_LAB:-main}" -- env DEEPOPS_CACHE_PATH="$work/cache" DEEPOPS_RUNTIME_PATH="$work/runtime" \
   DEEPOPS_SYSCONF_DIR="$work/conf" DEEPOPS_SLURM_TMPFS="$DEEPOPS_LAB/slurm/tmp/%n" OMPI_MCA_btl='^vader' \
   timeout 120 srun -N2 --mpi=pmix "$CTR" start -m "$work/shared/mpi_hello:/usr/local/bin/mpi_hello" "$MPI_IMG" mpi_hello 2>&1 || true)
