@@ -20,25 +20,12 @@
 #include "image/importer.hpp"
 #include "progress.hpp"
 #include "start_command.hpp"
+#include "usecases/images.hpp"
+#include "util/env_lookup.hpp"
 #include "util/error.hpp"
 
 namespace deepops::cli {
 namespace {
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, sep)) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
-
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
 
 struct ImportArgs {
   std::string image;
@@ -47,16 +34,22 @@ struct ImportArgs {
   std::string compression = "zstd";
   int level = 0;
   unsigned jobs = 4;
-  std::string ca_file = env("DEEPOPS_CA_FILE");
-  std::vector<std::string> allow_http = split(env("DEEPOPS_ALLOW_HTTP"), ',');
-  std::vector<std::string> system_caches = split(env("DEEPOPS_SYSTEM_CACHE"), ':');
+  std::string ca_file;
+  std::vector<std::string> allow_http;
+  std::vector<std::string> system_caches;
   std::vector<std::string> mirrors;
-  std::string mirrors_config = MirrorConfig::default_path().string();
+  std::string mirrors_config;
   std::string owners = "root";
   bool quiet = false;
 };
 
-std::string cache_flag_default() { return ImageCache::default_root().string(); }
+// The settings, resolved once: the site's files, the user's, the
+// environment, then the flags given, each named as the source of its value.
+Settings load_settings(const std::string& cache) {
+  Settings s = Settings::load(SettingsSources::from_environment(process_env_lookup()));
+  if (!cache.empty()) s.set("CACHE_PATH", cache, "--cache");
+  return s;
+}
 
 const char* kImportHelp =
     R"(Imports a container image from a registry into one squashfs file in the image
@@ -84,14 +77,16 @@ that lie below a symlink of their own layer, are an error; device nodes are
 dropped, setuid/setgid bits cleared, only user.* xattrs kept, and every file
 owned by root (see --owners). An image may unpack to at most IMPORT_MAX_SIZE
 bytes (default 256G) and IMPORT_MAX_ENTRIES entries (default 10000000): the
-defence against decompression bombs (see conf/README.md).
+defence against decompression bombs (see FILES in man deepops-ctr).
 
 Mirrors: a registry's mirrors (--mirror, or the mirrors file) are tried first,
 in order; the registry itself comes last unless the rule says "fallback": false.
 The endpoint that served the image is recorded (`list --json`: served_by).
 
-Environment: DEEPOPS_CACHE_PATH, DEEPOPS_SYSTEM_CACHE, DEEPOPS_CA_FILE,
-DEEPOPS_ALLOW_HTTP, DEEPOPS_MIRRORS_CONFIG, and the usual https_proxy/no_proxy.)";
+Settings: /etc/deepops/deepops.conf, conf.d/*.conf, ~/.config/deepops/deepops.conf,
+then DEEPOPS_* variables, then these flags: CACHE_PATH (--cache), SYSTEM_CACHE,
+CA_FILE, ALLOW_HTTP (yes, or HOST:PORT list), MIRRORS_CONFIG, IMPORT_MAX_SIZE,
+IMPORT_MAX_ENTRIES; and the usual https_proxy/no_proxy.)";
 
 #ifdef DEEPOPS_CTR_LEAN
 // This build leaves out everything an import needs (libcurl, libarchive and
@@ -110,31 +105,43 @@ int run_import(const ImportArgs&, const std::string&, char** argv) {
               "reinstall the deepops package");
 }
 #else
+std::string joined(const std::vector<std::string>& items, char separator) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : std::string(1, separator)) + item;
+  return out;
+}
+
+void apply_import_flags(Settings& s, const ImportArgs& a) {
+  if (!a.ca_file.empty()) s.set("CA_FILE", a.ca_file, "--ca-file");
+  if (!a.allow_http.empty()) s.set("ALLOW_HTTP", joined(a.allow_http, ','), "--allow-http");
+  if (!a.system_caches.empty())
+    s.set("SYSTEM_CACHE", joined(a.system_caches, ':'), "--system-cache");
+  if (!a.mirrors_config.empty()) s.set("MIRRORS_CONFIG", a.mirrors_config, "--mirrors-config");
+}
+
 int run_import(const ImportArgs& a, const std::string& cache, char**) {
   ProgressPrinter progress(a.quiet);
-  ImportOptions o;
-  o.cache = cache;
-  Settings settings = Settings::load(process_env_lookup());
-  for (const auto& s : a.system_caches) o.system_caches.emplace_back(s);
-  if (a.system_caches.empty()) o.system_caches = settings.system_caches;
-  o.limits = settings.import_limits;
-  o.registry.http.ca_file = a.ca_file;
-  o.registry.allow_http = a.allow_http;
-  if (!a.arch.empty()) o.platform = parse_platform(a.arch);
-  o.squashfs.compression = parse_compression(a.compression);
-  o.squashfs.level = a.level;
-  o.parallel_downloads = a.jobs;
-  o.owners = a.owners == "keep" ? OwnerMapping::keep : OwnerMapping::root;
-  o.mirrors = MirrorConfig::load(a.mirrors_config);
-  for (const auto& m : a.mirrors) o.mirrors.add(m);
-  o.warn = [&](const std::string& note) {
+  Settings settings = load_settings(cache);
+  apply_import_flags(settings, a);
+  ImportRequest request(parse_image_source(a.image));
+  if (std::holds_alternative<SquashfsFile>(request.source)) {
+    throw Error(Errc::invalid_argument, "'" + a.image + "' is a file, not an image to import",
+                "start it directly: deepops-ctr start " + a.image);
+  }
+  request.cwd = std::filesystem::current_path();
+  request.credentials = CredentialFiles::from_environment(process_env_lookup());
+  if (!a.arch.empty()) request.platform = parse_platform(a.arch);
+  request.squashfs.compression = parse_compression(a.compression);
+  request.squashfs.level = a.level;
+  request.parallel_downloads = a.jobs;
+  request.owners = a.owners == "keep" ? OwnerMapping::keep : OwnerMapping::root;
+  request.mirrors = a.mirrors;
+  request.warn = [&](const std::string& note) {
     progress.finish();
     std::fprintf(stderr, "deepops-ctr: warning: %s\n", note.c_str());
   };
-  o.progress = [&](const ImportProgress& p) { progress(p); };
-  auto offline = offline_origin(a.image, std::filesystem::path(cache) / "tmp");
-  ImportResult r =
-      offline ? import_image(*offline, o) : import_image(parse_registry_image(a.image), o);
+  request.progress = [&](const ImportProgress& p) { progress(p); };
+  const ImportResult r = *find_or_import(request, settings).import;
   progress.finish();
   std::string path = r.image.squashfs.string();
   if (!a.output.empty()) {
@@ -170,7 +177,7 @@ int run_import(const ImportArgs& a, const std::string& cache, char**) {
 #endif
 
 int run_list(const std::string& cache, bool as_json) {
-  auto images = ImageCache(cache).list();
+  auto images = ImageCache(load_settings(cache).cache_path).list();
   if (as_json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& c : images) {
@@ -194,32 +201,10 @@ int run_list(const std::string& cache, bool as_json) {
   return 0;
 }
 
-// "500M", "20G", "1.5T", "1048576": bytes, with binary (1024) multiples.
-int64_t parse_size(const std::string& text) {
-  size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  std::string unit = text.substr(used);
-  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
-  static const std::map<std::string, double> kUnits = {
-      {"", 1},        {"K", 1024.0},  {"k", 1024.0},          {"M", 1 << 20},        {"m", 1 << 20},
-      {"G", 1 << 30}, {"g", 1 << 30}, {"T", 1099511627776.0}, {"t", 1099511627776.0}};
-  auto it = kUnits.find(unit);
-  if (used == 0 || value < 0 || it == kUnits.end()) {
-    throw Error(Errc::invalid_argument, "invalid size '" + text + "'",
-                "write a number with K, M, G or T, e.g. 20G");
-  }
-  return static_cast<int64_t>(value * it->second);
-}
-
 int run_gc(const std::string& cache, const std::string& max_size) {
   std::optional<int64_t> max;
-  if (!max_size.empty()) max = parse_size(max_size);
-  auto r = ImageCache(cache).gc(max);
+  if (!max_size.empty()) max = static_cast<int64_t>(parse_size(max_size, "--max-size"));
+  auto r = ImageCache(load_settings(cache).cache_path).gc(max);
   std::printf(
       "removed %d images and %d leftovers of interrupted imports, freeing %s; %s of images kept\n",
       r.images_removed, r.leftovers_removed, human_bytes(r.bytes_freed).c_str(),
@@ -232,33 +217,30 @@ int run_gc(const std::string& cache, const std::string& max_size) {
   return 0;
 }
 
-// A digest, a unique digest prefix, or a reference as `list` shows it.
+// A container's name, else an image as `start` finds it: a reference, a
+// digest, or a digest prefix of at least 6 hex digits (lookup_image).
 int run_remove(const std::string& cache, const std::vector<std::string>& names) {
-  ImageCache c(cache);
-  auto images = c.list();
+  const Settings settings = load_settings(cache);
+  ImageCache c(settings.cache_path);
   int missing = 0;
   for (const auto& name : names) {
-    if (remove_container_if_named(name)) continue;
-    std::vector<std::string> hits;
-    for (const auto& img : images) {
-      bool ref =
-          std::find(img.references.begin(), img.references.end(), name) != img.references.end();
-      bool digest = name.size() >= 7 + 6 && img.manifest_digest.starts_with(name);
-      if (ref || digest || img.manifest_digest.substr(7).starts_with(name))
-        hits.push_back(img.manifest_digest);
-    }
+    if (remove_container_if_named(settings, name)) continue;
+    const auto hits = lookup_image(c, name);
     if (hits.size() > 1) {
       throw Error(Errc::invalid_argument,
                   "'" + name + "' matches " + std::to_string(hits.size()) + " images",
                   "give more of the digest");
     }
     if (hits.empty()) {
-      std::fprintf(stderr, "deepops-ctr: no image '%s' in %s\n", name.c_str(), cache.c_str());
+      std::fprintf(stderr,
+                   "deepops-ctr: no image '%s' in %s (a digest prefix needs at least 6 hex "
+                   "digits)\n",
+                   name.c_str(), settings.cache_path.c_str());
       ++missing;
       continue;
     }
-    c.remove(hits[0]);
-    std::printf("removed %s\n", hits[0].c_str());
+    c.remove(hits[0].manifest_digest);
+    std::printf("removed %s\n", hits[0].manifest_digest.c_str());
   }
   return missing ? 1 : 0;
 }
@@ -295,9 +277,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();  // --cache may come before or after the command
   app.set_version_flag("--version", "deepops-ctr " DEEPOPS_VERSION);
-  std::string cache = cache_flag_default();
-  app.add_option("--cache", cache, "image cache folder (env DEEPOPS_CACHE_PATH)")
-      ->capture_default_str();
+  std::string cache;
+  app.add_option("--cache", cache,
+                 "image cache folder (default: CACHE_PATH, ~/.cache/deepops; env "
+                 "DEEPOPS_CACHE_PATH)");
 
   ImportArgs ia;
   auto* imp = app.add_subcommand("import", "import a registry image into the cache");
@@ -317,21 +300,20 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 32));
   imp->add_option("--ca-file", ia.ca_file,
-                  "PEM CA to trust besides the system's (env DEEPOPS_CA_FILE)");
+                  "PEM CA to trust besides the system's (CA_FILE; env DEEPOPS_CA_FILE)");
   imp->add_option(
       "--allow-http", ia.allow_http,
-      "registry (HOST:PORT) to reach over plain HTTP, or '*'; repeatable (env DEEPOPS_ALLOW_HTTP, "
-      "comma-separated)");
+      "registry (HOST:PORT) to reach over plain HTTP, or '*'; repeatable (ALLOW_HTTP; env "
+      "DEEPOPS_ALLOW_HTTP: yes, or a comma-separated list)");
   imp->add_option("--system-cache", ia.system_caches,
-                  "read-only cache folder checked first; repeatable (env DEEPOPS_SYSTEM_CACHE, "
-                  "colon-separated)");
+                  "read-only cache folder checked first; repeatable (SYSTEM_CACHE; env "
+                  "DEEPOPS_SYSTEM_CACHE, colon-separated)");
   imp->add_option("--mirror", ia.mirrors,
                   "REGISTRY=URL: try this mirror first for REGISTRY's images, e.g. "
                   "docker.io=https://mirror.site:5000; repeatable");
-  imp->add_option(
-         "--mirrors-config", ia.mirrors_config,
-         "registry mirrors file (env DEEPOPS_MIRRORS_CONFIG; see conf/mirrors.json.example)")
-      ->capture_default_str();
+  imp->add_option("--mirrors-config", ia.mirrors_config,
+                  "registry mirrors file (default: MIRRORS_CONFIG, /etc/deepops/mirrors.json; env "
+                  "DEEPOPS_MIRRORS_CONFIG)");
   imp->add_option(
          "--owners", ia.owners,
          "root: every file owned by 0:0, which an unprivileged container shows as its user "
@@ -383,14 +365,17 @@ int main(int argc, char** argv) {
   }
   try {
     if (*imp) return run_import(ia, cache, argv);
-    if (*list) return list_containers ? run_list_containers(as_json) : run_list(cache, as_json);
+    if (*list) {
+      return list_containers ? run_list_containers(load_settings(cache), as_json)
+                             : run_list(cache, as_json);
+    }
     if (*rm) return run_remove(cache, remove_names);
     if (*gc) return run_gc(cache, max_size);
     if (*check) return run_check();
-    if (*start) return run_start(sa, start->remaining(), cache);
-    if (*create) return run_create(ca, cache);
-    if (*exec) return run_exec(ca, exec->remaining());
-    if (*exp) return run_export(ca);
+    if (*start) return run_start(sa, start->remaining(), load_settings(cache));
+    if (*create) return run_create(ca, load_settings(cache));
+    if (*exec) return run_exec(ca, exec->remaining(), load_settings(cache));
+    if (*exp) return run_export(ca, load_settings(cache));
   } catch (const CommandError& e) {
     std::fprintf(stderr, "deepops-ctr: error: %s\n", e.what());
     if (!e.hint().empty()) std::fprintf(stderr, "deepops-ctr: hint: %s\n", e.hint().c_str());

@@ -10,6 +10,9 @@
 #include "container/container_store.hpp"
 #include "image/image_cache.hpp"
 #include "registry/image_ref.hpp"
+#include "usecases/containers.hpp"
+#include "usecases/images.hpp"
+#include "util/env_lookup.hpp"
 #include "util/error.hpp"
 
 namespace deepops::cli {
@@ -38,57 +41,15 @@ Mounts (--mount, and the mounts.d/*.fstab files):
   "tmpfs /work tmpfs size=1G"     a full fstab line; the target is inside the
                                   container; x-create=dir|file|auto creates it
 Environment: the caller's, then the image's ENV, then environ.d/*.env files,
-then --env. Settings: /etc/deepops/deepops.conf, conf.d/*.conf, then DEEPOPS_*
-(or ENROOT_*) variables: MOUNT_HOME, REMAP_ROOT, ROOTFS_WRITABLE, RESTRICT_DEV,
-SECCOMP_FILTER, RUNTIME_PATH. See conf/README.md.
+then --env. Settings: /etc/deepops/deepops.conf, conf.d/*.conf,
+~/.config/deepops/deepops.conf, then DEEPOPS_* (or ENROOT_*) variables, then
+the flags: MOUNT_HOME, REMAP_ROOT, ROOTFS_WRITABLE, RESTRICT_DEV,
+SECCOMP_FILTER, RUNTIME_PATH, OVERLAY. See FILES in man deepops-ctr.
 
 Examples:
   deepops-ctr start nvcr.io/nvidia/pytorch:24.05-py3 python -c 'import torch'
   deepops-ctr start --rw --remap-root ubuntu:22.04 apt-get install -y vim
   deepops-ctr start --mount-home -m /data:/data:ro -e OMP_NUM_THREADS=4 ./img.sqsh)";
-
-struct ResolvedImage {
-  std::filesystem::path squashfs;
-  ImageConfig config;
-  std::string name;
-};
-
-ResolvedImage resolve_image(const std::string& image, const std::string& cache,
-                            const std::vector<std::filesystem::path>& system_caches) {
-  bool looks_like_path = image.starts_with("/") || image.starts_with("./") ||
-                         image.starts_with("../") || image.ends_with(".sqsh");
-  if (looks_like_path) {
-    if (access(image.c_str(), F_OK) != 0) {
-      throw sys_error("image file " + image, errno, "give the path of a .sqsh file");
-    }
-    auto meta = ImageCache::read_beside(image);
-    return {image, meta ? meta->config : ImageConfig{}, image};
-  }
-  std::vector<std::string> names = {image};
-  try {
-    names.push_back(parse_registry_image(image).canonical());
-  } catch (const Error&) {
-    // not a reference: a digest prefix, maybe
-  }
-  // The user's cache first, then the admin's read-only ones.
-  std::vector<ImageCache> caches = {ImageCache(cache)};
-  for (const auto& dir : system_caches) caches.emplace_back(dir, true);
-  for (auto& c : caches) {
-    for (const auto& name : names) {
-      auto hits = c.lookup(name);
-      if (hits.size() > 1) {
-        throw Error(Errc::invalid_argument, "'" + image + "' matches several images",
-                    "give more of the digest (deepops-ctr list)");
-      }
-      if (hits.size() == 1) {
-        if (!hits[0].read_only) c.touch(hits[0].manifest_digest);
-        return {hits[0].squashfs, hits[0].config, image};
-      }
-    }
-  }
-  throw Error(Errc::not_found, "image '" + image + "' is not in the cache " + cache,
-              "import it first: deepops-ctr import " + image);
-}
 
 void apply_env_arg(ContainerSpec& spec, const std::string& arg) {
   size_t eq = arg.find('=');
@@ -99,8 +60,8 @@ void apply_env_arg(ContainerSpec& spec, const std::string& arg) {
   }
   if (eq != std::string::npos) {
     spec.env.emplace_back(name, arg.substr(eq + 1));
-  } else if (const char* v = std::getenv(name.c_str())) {
-    spec.env.emplace_back(name, v);
+  } else if (auto v = process_env_lookup()(name)) {
+    spec.env.emplace_back(name, *v);
   }
 }
 
@@ -141,7 +102,7 @@ CLI::App* add_start_command(CLI::App& app, StartArgs& a) {
   return cmd;
 }
 
-int run_start(const StartArgs& a, const std::vector<std::string>& rest, const std::string& cache) {
+int run_start(const StartArgs& a, const std::vector<std::string>& rest, const Settings& settings) {
   std::vector<std::string> words = rest;
   if (!words.empty() && words[0] == "--") words.erase(words.begin());
   if (words.empty()) {
@@ -149,42 +110,30 @@ int run_start(const StartArgs& a, const std::vector<std::string>& rest, const st
                 "deepops-ctr start IMAGE [COMMAND...]; see deepops-ctr start --help");
   }
   const EnvLookup env = process_env_lookup();
-  Settings settings = Settings::load(env);
   std::optional<NamedContainer> named;
   if (ContainerStore::is_valid_name(words[0]))
     named = ContainerStore(settings.data_path).find(words[0]);
-  ResolvedImage image =
-      named ? ResolvedImage{named->squashfs, named->config, "container '" + named->name + "'"}
-            : resolve_image(words[0], cache, settings.system_caches);
+  const FoundImage image =
+      named ? FoundImage{named->squashfs, named->config, "container '" + named->name + "'", {}}
+            : find_image(words[0], settings, std::filesystem::current_path());
 
-  ContainerSpec spec;
-  spec.squashfs = image.squashfs;
-  spec.image = image.config;
-  spec.image_name = image.name;
+  ContainerSpec spec = container_spec(settings, image, env);
   spec.command.assign(words.begin() + 1, words.end());
   if (spec.command.size() == 1 && spec.command[0] == "--") spec.command.clear();
   if (a.entrypoint_set) spec.entrypoint = a.entrypoint;
   spec.workdir = a.workdir;
-  spec.writable = (settings.rootfs_writable || a.writable) && !a.readonly;
-  spec.remap_root = (settings.remap_root || a.remap_root) && !a.no_remap_root;
-  spec.mount_home = (settings.mount_home || a.mount_home) && !a.no_mount_home;
-  spec.restrict_dev = settings.restrict_dev || a.restrict_dev;
-  spec.id_call_filter = settings.seccomp_filter && !a.no_seccomp;
+  spec.writable = (spec.writable || a.writable) && !a.readonly;
+  spec.remap_root = (spec.remap_root || a.remap_root) && !a.no_remap_root;
+  spec.mount_home = (spec.mount_home || a.mount_home) && !a.no_mount_home;
+  spec.restrict_dev = spec.restrict_dev || a.restrict_dev;
+  spec.id_call_filter = spec.id_call_filter && !a.no_seccomp;
   for (const auto& u : a.unshare) {
     spec.unshare_net |= u == "net";
     spec.unshare_ipc |= u == "ipc";
     spec.unshare_uts |= u == "uts";
   }
-  spec.mounts = settings.load_mounts(env);
   for (const auto& m : a.mounts) spec.mounts.push_back(parse_mount_argument(m, env));
-  spec.environ = settings.load_environ(env);
   for (const auto& e : a.env) apply_env_arg(spec, e);
-  spec.runtime_dir = settings.runtime_path;
-  spec.overlay = settings.overlay;
-  spec.hooks = settings.hooks();
-  spec.host.root = settings.host_root;
-  spec.host.library_dirs = settings.driver_library_dirs;
-  spec.host.slurm_tmpfs = settings.slurm_tmpfs;
   if (!named) return run_container(spec);
   // A named container keeps its writes: that is what it is for.
   spec.writable = !a.readonly;
@@ -264,9 +213,8 @@ CLI::App* add_export_command(CLI::App& app, ContainerArgs& a) {
   return cmd;
 }
 
-int run_create(const ContainerArgs& a, const std::string& cache) {
-  Settings settings = Settings::load(process_env_lookup());
-  ResolvedImage image = resolve_image(a.create_image, cache, settings.system_caches);
+int run_create(const ContainerArgs& a, const Settings& settings) {
+  const FoundImage image = find_image(a.create_image, settings, std::filesystem::current_path());
   std::string name = a.create_name.empty() ? default_container_name(a.create_image) : a.create_name;
   auto c =
       ContainerStore(settings.data_path).create(name, image.squashfs, a.create_image, image.config);
@@ -274,7 +222,8 @@ int run_create(const ContainerArgs& a, const std::string& cache) {
   return 0;
 }
 
-int run_exec(const ContainerArgs& a, const std::vector<std::string>& rest) {
+int run_exec(const ContainerArgs& a, const std::vector<std::string>& rest,
+             const Settings& settings) {
   std::vector<std::string> words = rest;
   if (!words.empty() && words[0] == "--") words.erase(words.begin());
   if (words.size() < 2) {
@@ -282,7 +231,6 @@ int run_exec(const ContainerArgs& a, const std::vector<std::string>& rest) {
                 "deepops-ctr exec NAME COMMAND [ARG...]");
   }
   const EnvLookup env = process_env_lookup();
-  Settings settings = Settings::load(env);
   NamedContainer c = find_container(settings, words[0]);
   if (c.running_elsewhere) {
     throw Error(Errc::busy, "container '" + c.name + "' is running on another machine",
@@ -310,24 +258,15 @@ int run_exec(const ContainerArgs& a, const std::vector<std::string>& rest) {
   return exec_in_container(x);
 }
 
-int run_export(const ContainerArgs& a) {
-  Settings settings = Settings::load(process_env_lookup());
+int run_export(const ContainerArgs& a, const Settings& settings) {
   NamedContainer c = find_container(settings, a.export_name);
   auto lock = ContainerStore(settings.data_path).lock_for_run(c);
-  ContainerSpec spec;
-  spec.squashfs = c.squashfs;
-  spec.image = c.config;
-  spec.image_name = c.image;
-  spec.persistent_dir = c.dir;
-  spec.runtime_dir = settings.runtime_path;
-  spec.overlay = settings.overlay;
-  export_container(spec, a.export_output);
+  export_image(export_request(settings, c.squashfs, c.config, c.image, c.dir), a.export_output);
   std::printf("%s\n", a.export_output.c_str());
   return 0;
 }
 
-int run_list_containers(bool as_json) {
-  Settings settings = Settings::load(process_env_lookup());
+int run_list_containers(const Settings& settings, bool as_json) {
   auto all = ContainerStore(settings.data_path).list();
   if (as_json) {
     nlohmann::json out = nlohmann::json::array();
@@ -354,9 +293,8 @@ int run_list_containers(bool as_json) {
   return 0;
 }
 
-bool remove_container_if_named(const std::string& name) {
+bool remove_container_if_named(const Settings& settings, const std::string& name) {
   if (!ContainerStore::is_valid_name(name)) return false;
-  Settings settings = Settings::load(process_env_lookup());
   ContainerStore store(settings.data_path);
   if (!store.find(name)) return false;
   store.remove(name);

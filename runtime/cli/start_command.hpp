@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "config/settings.hpp"
+
 namespace deepops::cli {
 
 struct StartArgs {
@@ -25,7 +27,7 @@ struct StartArgs {
 
 CLI::App* add_start_command(CLI::App& app, StartArgs& args);
 int run_start(const StartArgs& args, const std::vector<std::string>& image_and_command,
-              const std::string& cache);
+              const Settings& settings);
 
 // Named containers: create, exec, export, and their parts of list and remove.
 struct ContainerArgs {
@@ -40,11 +42,12 @@ struct ContainerArgs {
 CLI::App* add_create_command(CLI::App& app, ContainerArgs& args);
 CLI::App* add_exec_command(CLI::App& app, ContainerArgs& args);
 CLI::App* add_export_command(CLI::App& app, ContainerArgs& args);
-int run_create(const ContainerArgs& args, const std::string& cache);
-int run_exec(const ContainerArgs& args, const std::vector<std::string>& name_and_command);
-int run_export(const ContainerArgs& args);
-int run_list_containers(bool as_json);
+int run_create(const ContainerArgs& args, const Settings& settings);
+int run_exec(const ContainerArgs& args, const std::vector<std::string>& name_and_command,
+             const Settings& settings);
+int run_export(const ContainerArgs& args, const Settings& settings);
+int run_list_containers(const Settings& settings, bool as_json);
 // Removes `name` if it is a named container; false if there is none.
-bool remove_container_if_named(const std::string& name);
+bool remove_container_if_named(const Settings& settings, const std::string& name);
 
 }  // namespace deepops::cli

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "util/error.hpp"
+#include "util/strings.hpp"
 
 namespace deepops {
 namespace {
@@ -21,18 +22,6 @@ std::vector<std::string> split_fields(std::string_view line) {
   std::istringstream in{std::string(line)};
   std::string field;
   while (in >> field) out.push_back(field);
-  return out;
-}
-
-std::vector<std::string> split_on(std::string_view text, char sep) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t end = text.find(sep, start);
-    if (end == std::string_view::npos) end = text.size();
-    if (end > start) out.emplace_back(text.substr(start, end - start));
-    start = end + 1;
-  }
   return out;
 }
 
@@ -173,7 +162,7 @@ bool is_allowed_type(const std::string& type) {
 
 void finish_entry(MountEntry& m, const std::string& options, bool relative_source = false) {
   std::string data;
-  for (const auto& opt : split_on(options, ',')) apply_option(m, opt, data);
+  for (const auto& opt : split_nonempty(options, ',')) apply_option(m, opt, data);
   if (m.type == "bind") m.type = "none";
   if (m.type == "none" && !m.move && !m.detach) m.bind = true;
   if (!is_allowed_type(m.type)) {
@@ -200,14 +189,6 @@ void finish_entry(MountEntry& m, const std::string& options, bool relative_sourc
 }
 
 }  // namespace
-
-EnvLookup process_env_lookup() {
-  return [](const std::string& name) -> std::optional<std::string> {
-    const char* v = std::getenv(name.c_str());
-    if (!v) return std::nullopt;
-    return std::string(v);
-  };
-}
 
 bool is_valid_env_name(std::string_view name) {
   if (name.empty() || (name[0] >= '0' && name[0] <= '9')) return false;
@@ -249,7 +230,7 @@ std::string normalize_container_path(std::string_view path, const std::string& w
                 "paths inside the container start with '/'");
   }
   std::string out;
-  for (const auto& part : split_on(path, '/')) {
+  for (const auto& part : split_nonempty(path, '/')) {
     if (part == ".") continue;
     if (part == "..") {
       throw Error(Errc::invalid_argument, what + " '" + std::string(path) + "' contains '..'",
@@ -299,7 +280,7 @@ void resolve_relative_source(MountEntry& m, const std::string& base) {
   }
   std::string out = base;
   while (out.size() > 1 && out.back() == '/') out.pop_back();
-  for (const auto& part : split_on(m.source, '/')) {
+  for (const auto& part : split_nonempty(m.source, '/')) {
     if (part == ".") continue;
     out += (out == "/" ? "" : "/") + part;
   }
@@ -391,7 +372,7 @@ MountEntry parse_mount_argument(std::string_view arg, const EnvLookup& env) {
   m.create = MountEntry::Create::automatic;
   std::string options = "rbind";
   if (parts.size() == 3) {
-    for (const auto& flag : split_on(parts[2], '+')) options += "," + flag;
+    for (const auto& flag : split_nonempty(parts[2], '+')) options += "," + flag;
   }
   finish_entry(m, options);
   return m;

@@ -6,11 +6,9 @@
 #include <string_view>
 #include <vector>
 
-namespace deepops {
+#include "util/env_lookup.hpp"
 
-// Looks up a host environment variable for ${VAR} substitution.
-using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
-EnvLookup process_env_lookup();
+namespace deepops {
 
 // "${HOME}/x" -> "/home/u/x". Unknown variables expand to nothing, as in
 // Enroot; `$` without a brace is kept. Throws on an unterminated "${".

@@ -11,5 +11,7 @@ enum class OverlayKind { automatic, kernel, fuse };
 
 // "auto", "kernel" or "fuse"; throws Error(invalid_argument) otherwise.
 OverlayKind parse_overlay_kind(const std::string& text);
+// The other way: "auto", "kernel" or "fuse".
+std::string to_string(OverlayKind kind);
 
 }  // namespace deepops

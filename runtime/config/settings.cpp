@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "util/error.hpp"
+#include "util/strings.hpp"
 
 namespace deepops {
 namespace fs = std::filesystem;
@@ -15,11 +16,11 @@ namespace {
 
 const std::vector<std::string>& known_keys() {
   static const std::vector<std::string> keys = {
-      "RUNTIME_PATH",        "CACHE_PATH",    "DATA_PATH",       "CONFIG_PATH",
-      "MOUNT_HOME",          "REMAP_ROOT",    "ROOTFS_WRITABLE", "RESTRICT_DEV",
-      "DRIVER_LIBRARY_DIRS", "HOST_ROOT",     "OVERLAY",         "SLURM_TMPFS",
-      "ALLOW_HTTP",          "CA_FILE",       "SYSTEM_CACHE",    "IMPORT_MAX_SIZE",
-      "IMPORT_MAX_ENTRIES",  "SECCOMP_FILTER"};
+      "RUNTIME_PATH",        "CACHE_PATH",     "DATA_PATH",       "CONFIG_PATH",
+      "MOUNT_HOME",          "REMAP_ROOT",     "ROOTFS_WRITABLE", "RESTRICT_DEV",
+      "DRIVER_LIBRARY_DIRS", "HOST_ROOT",      "OVERLAY",         "SLURM_TMPFS",
+      "ALLOW_HTTP",          "CA_FILE",        "SYSTEM_CACHE",    "IMPORT_MAX_SIZE",
+      "IMPORT_MAX_ENTRIES",  "SECCOMP_FILTER", "MIRRORS_CONFIG"};
   return keys;
 }
 
@@ -30,7 +31,8 @@ bool is_enroot_alias(const std::string& key) {
   if (std::find(keys.begin(), keys.end(), key) == keys.end()) return false;
   return key != "CACHE_PATH" && key != "DATA_PATH" && key != "DRIVER_LIBRARY_DIRS" &&
          key != "HOST_ROOT" && key != "OVERLAY" && key != "SLURM_TMPFS" && key != "CA_FILE" &&
-         key != "SYSTEM_CACHE" && key != "SECCOMP_FILTER" && !key.starts_with("IMPORT_MAX_");
+         key != "SYSTEM_CACHE" && key != "SECCOMP_FILTER" && key != "MIRRORS_CONFIG" &&
+         !key.starts_with("IMPORT_MAX_");
 }
 
 std::string read_text(const fs::path& p) {
@@ -93,51 +95,7 @@ void load_file(Settings& s, const fs::path& file, const EnvLookup& env) {
 
 fs::path home_dir(const EnvLookup& env) { return env("HOME").value_or("/"); }
 
-// "a::b" -> {"a", "b"}: lists of folders or hosts, empty items dropped.
-std::vector<std::string> split_list(const std::string& value, char separator) {
-  std::vector<std::string> items;
-  std::stringstream ss(value);
-  for (std::string item; std::getline(ss, item, separator);) {
-    if (!item.empty()) items.push_back(item);
-  }
-  return items;
-}
-
 }  // namespace
-
-uint64_t parse_size(const std::string& value, const std::string& what) {
-  static const std::string suffixes = "KMGTP";
-  size_t digits = 0;
-  while (digits < value.size() && std::isdigit(static_cast<unsigned char>(value[digits]))) ++digits;
-  std::string rest = value.substr(digits);
-  if (!rest.empty() && (rest.back() == 'B' || rest.back() == 'b')) rest.pop_back();
-  if (rest.ends_with('i')) rest.pop_back();
-  size_t shift = 0;
-  if (rest.size() == 1 &&
-      suffixes.find(static_cast<char>(std::toupper(rest[0]))) != std::string::npos) {
-    shift = 10 * (suffixes.find(static_cast<char>(std::toupper(rest[0]))) + 1);
-  } else if (!rest.empty()) {
-    digits = 0;  // refused below
-  }
-  uint64_t n = 0;
-  bool ok = digits > 0 && digits <= 19;
-  if (ok) n = std::stoull(value.substr(0, digits));
-  if (!ok || n == 0 || (shift && n > (UINT64_MAX >> shift))) {
-    throw Error(Errc::invalid_argument,
-                what + ": '" + value +
-                    "' is not a positive number (suffixes K, M, G, T, P: powers of 1024)");
-  }
-  return n << shift;
-}
-
-bool parse_bool(const std::string& value, const std::string& what) {
-  std::string v = value;
-  std::transform(v.begin(), v.end(), v.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (v == "1" || v == "yes" || v == "y" || v == "true" || v == "on") return true;
-  if (v == "0" || v == "no" || v == "n" || v == "false" || v == "off" || v.empty()) return false;
-  throw Error(Errc::invalid_argument, what + ": '" + value + "' is not yes or no");
-}
 
 void Settings::set(const std::string& key, const std::string& value, const std::string& where) {
   const std::string what = where + ": " + key;
@@ -170,35 +128,39 @@ void Settings::set(const std::string& key, const std::string& value, const std::
   } else if (key == "SLURM_TMPFS") {
     slurm_tmpfs = value.empty() ? "/tmp" : value;
   } else if (key == "ALLOW_HTTP") {
-    // Enroot's is yes/no (any registry); ours also takes a list of host:port.
-    allow_http.clear();
-    std::string v = value;
-    std::transform(v.begin(), v.end(), v.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (v == "1" || v == "yes" || v == "y" || v == "true" || v == "on") {
-      allow_http.push_back("*");
-    } else if (!(v.empty() || v == "0" || v == "no" || v == "n" || v == "false" || v == "off")) {
-      allow_http = split_list(value, ',');
-    }
+    allow_http = parse_host_list(value, what);
   } else if (key == "CA_FILE") {
     ca_file = value;
   } else if (key == "SYSTEM_CACHE") {
     system_caches.clear();
     for (const auto& dir : split_list(value, ':')) system_caches.emplace_back(dir);
-  } else if (key == "IMPORT_MAX_SIZE") {
-    import_limits.max_bytes = parse_size(value, what);
-  } else if (key == "IMPORT_MAX_ENTRIES") {
-    import_limits.max_entries = parse_size(value, what);
+  } else if (key == "MIRRORS_CONFIG") {
+    mirrors_config = value;
+  } else if (key == "IMPORT_MAX_SIZE" || key == "IMPORT_MAX_ENTRIES") {
+    const uint64_t n = parse_size(value, what);
+    if (n == 0) {
+      throw Error(Errc::invalid_argument, what + ": must be more than 0",
+                  "leave it unset for the default");
+    }
+    (key == "IMPORT_MAX_SIZE" ? import_limits.max_bytes : import_limits.max_entries) = n;
   } else if (key == "HOST_ROOT") {
     host_root = value.empty() ? "/" : value;
   } else {
     throw Error(Errc::invalid_argument, where + ": unknown setting '" + key + "'",
-                "see conf/deepops.conf.example for the keys");
+                "the keys are listed in man deepops-ctr (FILES) and deepops.conf.example");
   }
   origin[key] = where;
 }
 
-Settings Settings::load(const EnvLookup& env) {
+SettingsSources SettingsSources::from_environment(const EnvLookup& env) {
+  SettingsSources sources;
+  sources.vars = env;
+  if (auto dir = env("DEEPOPS_SYSCONF_DIR"); dir && !dir->empty()) sources.sysconf_dir = *dir;
+  return sources;
+}
+
+Settings Settings::load(const SettingsSources& sources) {
+  const EnvLookup& env = sources.vars;
   Settings s;
   const fs::path home = home_dir(env);
   const std::string uid = std::to_string(getuid());
@@ -213,18 +175,32 @@ Settings Settings::load(const EnvLookup& env) {
   s.cache_path = xdg("XDG_CACHE_HOME", home / ".cache") / "deepops";
   s.data_path = xdg("XDG_DATA_HOME", home / ".local/share") / "deepops";
   s.config_path = xdg("XDG_CONFIG_HOME", home / ".config") / "deepops";
+  s.sysconf_dir = sources.sysconf_dir;
+  s.mirrors_config = s.sysconf_dir / "mirrors.json";
   for (const auto& k : known_keys()) s.origin[k] = "default";
-  if (auto dir = env("DEEPOPS_SYSCONF_DIR"); dir && !dir->empty()) s.sysconf_dir = *dir;
 
   if (fs::exists(s.sysconf_dir / "deepops.conf")) load_file(s, s.sysconf_dir / "deepops.conf", env);
   for (const auto& f : files_in(s.sysconf_dir / "conf.d", ".conf")) load_file(s, f, env);
-  for (const auto& key : known_keys()) {
-    for (const char* prefix : {"ENROOT_", "DEEPOPS_"}) {  // DEEPOPS_ wins
+  // The variables, each once, DEEPOPS_ winning over ENROOT_.
+  std::vector<std::pair<std::string, std::string>> variables;
+  for (const auto& key : sources.environment ? known_keys() : std::vector<std::string>{}) {
+    for (const char* prefix : {"DEEPOPS_", "ENROOT_"}) {
       if (prefix[0] == 'E' && !is_enroot_alias(key)) continue;
       if (auto v = env(prefix + key); v && !v->empty()) {  // empty means unset
-        s.set(key, *v, std::string("environment (") + prefix + key + ")");
+        variables.emplace_back(prefix + key, *v);
+        break;
       }
     }
+  }
+  if (sources.user_file) {
+    fs::path dir = s.config_path;
+    for (const auto& [name, value] : variables) {
+      if (name.ends_with("_CONFIG_PATH")) dir = value;
+    }
+    if (fs::exists(dir / "deepops.conf")) load_file(s, dir / "deepops.conf", env);
+  }
+  for (const auto& [name, value] : variables) {
+    s.set(strip_prefix(name), value, "environment (" + name + ")");
   }
   return s;
 }

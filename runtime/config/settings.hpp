@@ -7,18 +7,40 @@
 
 #include "config/mount_spec.hpp"
 #include "config/overlay_kind.hpp"
+#include "config/values.hpp"
 #include "image/layer_merge.hpp"
 
 namespace deepops {
 
-// Runtime configuration, layered like Enroot's, lowest precedence first:
+// What Settings::load reads, as the front end allows it.
+struct SettingsSources {
+  // ${VAR} in the files, and HOME and XDG_* for the default paths.
+  EnvLookup vars;
+  // The site's folder (deepops.conf, conf.d, mounts.d, ...).
+  std::filesystem::path sysconf_dir = "/etc/deepops";
+  // DEEPOPS_<KEY> and ENROOT_<KEY> from `vars`: the CLI reads them; the
+  // keeper does not (a job's variables must not move the cache, the
+  // runtime folder or the mirrors policy, as under Pyxis and Enroot).
+  bool environment = true;
+  // CONFIG_PATH/deepops.conf, the user's own file (the CLI's).
+  bool user_file = true;
+
+  // The command line's: everything, from the process's variables (the site
+  // folder from DEEPOPS_SYSCONF_DIR).
+  static SettingsSources from_environment(const EnvLookup& env);
+};
+
+// Runtime configuration, resolved once, lowest precedence first:
 //   1. built-in defaults
-//   2. $DEEPOPS_SYSCONF_DIR/deepops.conf (default /etc/deepops)
-//   3. $DEEPOPS_SYSCONF_DIR/conf.d/*.conf, in name order
-//   4. the environment: DEEPOPS_<KEY>, or ENROOT_<KEY> where it means the same
-//   5. the command line (the front end overrides fields after load())
+//   2. SYSCONF_DIR/deepops.conf (default /etc/deepops)
+//   3. SYSCONF_DIR/conf.d/*.conf, in name order
+//   4. the user's CONFIG_PATH/deepops.conf (~/.config/deepops), if allowed
+//   5. the environment: DEEPOPS_<KEY>, or ENROOT_<KEY> where it means the
+//      same, if allowed
+//   6. the command line: the front end calls set() with the flag's name
 // Files hold "KEY value" or "KEY=value" lines with ${VAR} substitution; KEY is
-// written with either prefix. conf/deepops.conf.example lists every key.
+// written with either prefix. Values follow one grammar (config/values.hpp);
+// a bad one is an error naming its source. conf/README.md lists every key.
 struct Settings {
   std::filesystem::path sysconf_dir = "/etc/deepops";
   std::filesystem::path runtime_path;  // per-start scratch folders
@@ -45,6 +67,8 @@ struct Settings {
   // Read-only image caches an admin filled (SYSTEM_CACHE, colon-separated),
   // looked in before the user's own: pre-staged images are never fetched.
   std::vector<std::filesystem::path> system_caches;
+  // MIRRORS_CONFIG: the registry mirrors file (default SYSCONF_DIR/mirrors.json).
+  std::filesystem::path mirrors_config;
   // IMPORT_MAX_SIZE, IMPORT_MAX_ENTRIES: what one image may unpack to.
   MergeLimits import_limits;
 
@@ -52,7 +76,7 @@ struct Settings {
   // "environment (ENROOT_REMAP_ROOT)"), for `deepops-ctr config`.
   std::map<std::string, std::string> origin;
 
-  static Settings load(const EnvLookup& env);
+  static Settings load(const SettingsSources& sources);
 
   // mounts.d/*.fstab and environ.d/*.env: the system's, then the user's.
   std::vector<MountEntry> load_mounts(const EnvLookup& env) const;
@@ -60,15 +84,9 @@ struct Settings {
   // hooks.d: executables in name order, the system's then the user's.
   std::vector<std::filesystem::path> hooks() const;
 
-  // Applies one KEY=value (prefix stripped); throws on an unknown key or a bad value.
+  // Applies one KEY=value (prefix stripped); throws on an unknown key or a
+  // bad value, naming `origin` (file:line, the variable, or the flag).
   void set(const std::string& key, const std::string& value, const std::string& origin);
 };
-
-// "123", "64M", "256G", "1TiB": K, M, G, T, P are powers of 1024. Throws
-// Error(invalid_argument) naming `what` on anything else, and on 0.
-uint64_t parse_size(const std::string& value, const std::string& what);
-
-// "1", "yes", "true", "y", "on" / "0", "no", "false", "n", "off".
-bool parse_bool(const std::string& value, const std::string& what);
 
 }  // namespace deepops

@@ -644,8 +644,9 @@ std::map<std::string, std::string> container_environment(
 }
 
 int run_container(const ContainerSpec& spec) {
-  const HostUser user = HostUser::current();
   const auto host_env = host_environment();
+  const auto home = host_env.find("HOME");
+  const HostUser user = HostUser::current(home == host_env.end() ? "/" : home->second);
   auto env = container_environment(spec, host_env);
   // Hooks that cannot work fail here, before anything is mounted.
   auto hook_env = env;

@@ -12,6 +12,7 @@
 #include "config/mount_spec.hpp"
 #include "config/overlay_kind.hpp"
 #include "container/hooks.hpp"
+#include "container/keeper_join.hpp"
 #include "registry/manifest.hpp"
 #include "util/error.hpp"
 
@@ -115,22 +116,12 @@ struct ExecSpec {
 };
 int exec_in_container(const ExecSpec& spec);
 
-// Moves the calling process itself into a running container, as its command
-// would be: the keeper's user and mount namespaces (the caller's ids inside
-// are the keeper's: the user's own, or root if the keeper was remapped), the
-// working directory, then the seccomp filter. The caller must be
-// single-threaded and dumpable; it goes on to exec the command itself (a
-// Slurm task). `what` names the container in messages.
-void enter_container(pid_t keeper, const std::string& workdir, bool workdir_required,
-                     bool id_call_filter, const std::string& what);
-
 // Writes the container's root (image plus writable layer) to a new squashfs
 // at `out`, with the image's metadata beside it (see ImageCache::write_beside).
 void export_container(const ContainerSpec& spec, const std::filesystem::path& out);
 
-// This process's environment as a map, and any NAME=value array as one.
+// This process's environment as a map (environment_map in keeper_join.hpp).
 std::map<std::string, std::string> host_environment();
-std::map<std::string, std::string> environment_map(char** env);
 
 // The argv that runs: ENTRYPOINT + (command or CMD), Docker's rules.
 std::vector<std::string> container_argv(const ContainerSpec& spec);

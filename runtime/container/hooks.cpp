@@ -11,22 +11,11 @@
 #include <string_view>
 
 #include "util/error.hpp"
+#include "util/strings.hpp"
 
 namespace deepops {
 namespace fs = std::filesystem;
 namespace {
-
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    item.erase(0, item.find_first_not_of(" \t"));
-    item.erase(item.find_last_not_of(" \t") + 1);
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
 
 std::string env_or(const Environment& env, const std::string& key, const std::string& fallback) {
   auto it = env.find(key);
@@ -86,7 +75,7 @@ std::vector<Gpu> allocated_gpus(const std::vector<Gpu>& all, const Environment& 
   std::string slurm = env_or(env, "SLURM_STEP_GPUS", env_or(env, "SLURM_JOB_GPUS", ""));
   std::vector<Gpu> out;
   if (!slurm.empty()) {
-    for (const auto& id : split_list(slurm)) {
+    for (const auto& id : split_list(slurm, ',')) {
       for (const auto& g : all) {
         if (is_number(id) && std::stoi(id) == g.minor) out.push_back(g);
       }
@@ -95,7 +84,7 @@ std::vector<Gpu> allocated_gpus(const std::vector<Gpu>& all, const Environment& 
   }
   auto cuda = env.find("CUDA_VISIBLE_DEVICES");
   if (env.contains("SLURM_JOB_ID") || cuda == env.end()) return all;
-  for (const auto& id : split_list(cuda->second)) {
+  for (const auto& id : split_list(cuda->second, ',')) {
     for (const auto& g : all) {
       if (matches(g, id)) out.push_back(g);
     }
@@ -109,7 +98,7 @@ std::vector<Gpu> selected_gpus(const HostView& host, const std::string& visible,
   auto allocated = allocated_gpus(host_gpus(host), env);
   if (visible == "all") return allocated;
   std::vector<Gpu> out;
-  for (const auto& id : split_list(visible)) {
+  for (const auto& id : split_list(visible, ',')) {
     auto it = std::find_if(allocated.begin(), allocated.end(),
                            [&](const Gpu& g) { return matches(g, id); });
     if (it == allocated.end()) {
@@ -228,7 +217,7 @@ std::vector<std::string> gpu_library_prefixes(const std::string& capabilities) {
       {"compat32", {}},
   };
   std::set<std::string> caps;
-  for (const auto& c : split_list(capabilities)) {
+  for (const auto& c : split_list(capabilities, ',')) {
     if (c == "all") {
       for (const auto& [name, libs] : kLibraries) caps.insert(name);
     } else if (kLibraries.contains(c)) {
@@ -355,7 +344,7 @@ HookPlan plan_infiniband(const HostView& host, const Environment& env) {
   if (visible == "all") {
     chosen = devices;
   } else if (visible != "none") {
-    for (const auto& id : split_list(visible)) {
+    for (const auto& id : split_list(visible, ',')) {
       bool by_index = is_number(id) && std::stoul(id) < devices.size();
       bool by_name = std::find(devices.begin(), devices.end(), id) != devices.end();
       if (!by_index && !by_name) {

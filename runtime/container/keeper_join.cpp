@@ -14,7 +14,6 @@
 #include <utility>
 #include <vector>
 
-#include "container/container.hpp"
 #include "container/id_call_filter.hpp"
 #include "util/error.hpp"
 #include "util/unique_fd.hpp"

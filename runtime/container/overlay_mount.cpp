@@ -20,17 +20,13 @@ namespace {
 
 constexpr const char* kFuseOverlayfs = "fuse-overlayfs";
 
+// fuse-overlayfs from the system's folders, as packages install it: the
+// caller's PATH (a job's) does not choose what serves the container's root.
 std::string find_in_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path && *path ? path : "/usr/local/bin:/usr/bin:/bin";
-  dirs += ":/usr/bin:/usr/sbin";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    size_t end = dirs.find(':', start);
-    if (end == std::string::npos) end = dirs.size();
-    std::string candidate = dirs.substr(start, end - start) + "/" + name;
-    if (end > start && access(candidate.c_str(), X_OK) == 0) return candidate;
-    start = end + 1;
+  for (const auto* dir :
+       {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}) {
+    std::string candidate = std::string(dir) + "/" + name;
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
   }
   return {};
 }
@@ -59,13 +55,6 @@ std::string find_in_path(const std::string& name) {
 }
 
 }  // namespace
-
-OverlayKind parse_overlay_kind(const std::string& text) {
-  if (text == "auto" || text.empty()) return OverlayKind::automatic;
-  if (text == "kernel") return OverlayKind::kernel;
-  if (text == "fuse") return OverlayKind::fuse;
-  throw Error(Errc::invalid_argument, "OVERLAY: '" + text + "' is not auto, kernel or fuse");
-}
 
 OverlayMount::OverlayMount(const std::vector<std::filesystem::path>& lowers,
                            const std::filesystem::path& upper, const std::filesystem::path& work,

@@ -42,7 +42,7 @@ bool has_entry(const std::vector<std::string>& lines, int field_no, const std::s
 
 }  // namespace
 
-HostUser HostUser::current() {
+HostUser HostUser::current(const std::string& home_fallback) {
   HostUser u;
   u.uid = getuid();
   u.gid = getgid();
@@ -57,8 +57,7 @@ HostUser HostUser::current() {
   } else {
     // Unknown to NSS (e.g. LDAP down): still run, with a made-up name.
     u.name = "user" + std::to_string(u.uid);
-    const char* home = std::getenv("HOME");
-    u.home = home ? home : "/";
+    u.home = home_fallback;
     u.shell = "/bin/sh";
   }
   struct group gr {};

@@ -17,7 +17,9 @@ struct HostUser {
   std::string shell;
   std::string gecos;
 
-  static HostUser current();  // getpwuid(getuid()), with fallbacks if it is unknown
+  // getpwuid(getuid()); a user unknown to NSS (LDAP down) gets a made-up
+  // name and `home_fallback` (the front end's $HOME).
+  static HostUser current(const std::string& home_fallback = "/");
 };
 
 // The container's /etc/passwd: the image's lines minus any that reuse the

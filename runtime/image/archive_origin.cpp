@@ -2,6 +2,8 @@
 // only: regular files and folders, nothing that could leave the folder) into
 // a scratch folder; a docker-archive is then rewritten as an OCI layout, and
 // either is read as one, with every blob verified like any other.
+#include "image/archive_origin.hpp"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <unistd.h>
@@ -10,7 +12,6 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "image/image_origin.hpp"
 #include "image/layer_merge.hpp"
 #include "image/layer_stream.hpp"
 #include "util/digest.hpp"

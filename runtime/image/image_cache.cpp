@@ -123,13 +123,6 @@ ImageCache::Lock::~Lock() {
 ImageCache::ImageCache(fs::path root, bool read_only)
     : root_(std::move(root)), read_only_(read_only) {}
 
-fs::path ImageCache::default_root() {
-  if (const char* p = std::getenv("DEEPOPS_CACHE_PATH"); p && *p) return p;
-  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return fs::path(x) / "deepops";
-  const char* home = std::getenv("HOME");
-  return fs::path(home && *home ? home : "/tmp") / ".cache" / "deepops";
-}
-
 fs::path ImageCache::image_path(const std::string& digest, const char* ext) const {
   return root_ / "images" / (hex_of(digest) + ext);
 }

@@ -30,9 +30,6 @@ class ImageCache {
  public:
   explicit ImageCache(std::filesystem::path root, bool read_only = false);
 
-  // $DEEPOPS_CACHE_PATH, else ${XDG_CACHE_HOME:-~/.cache}/deepops
-  static std::filesystem::path default_root();
-
   const std::filesystem::path& root() const { return root_; }
   std::optional<CachedImage> find(const std::string& manifest_digest) const;
   std::vector<CachedImage> list() const;  // newest first; damaged entries skipped

@@ -231,26 +231,4 @@ std::unique_ptr<ImageOrigin> oci_layout_origin(const fs::path& dir, const std::s
   return std::make_unique<OciLayoutSource>(dir, tag);
 }
 
-std::unique_ptr<ImageOrigin> offline_origin(std::string_view text, const fs::path& scratch_parent) {
-  // TRANSPORT:PATH[:TAG], where PATH itself has no ':' (as skopeo reads it).
-  auto split = [](std::string_view rest) {
-    size_t colon = rest.find(':');
-    return std::pair<std::string, std::string>{
-        std::string(rest.substr(0, colon)),
-        colon == std::string_view::npos ? "" : std::string(rest.substr(colon + 1))};
-  };
-  for (auto [prefix, kind] :
-       {std::pair{"oci:", 0}, std::pair{"oci-archive:", 1}, std::pair{"docker-archive:", 2}}) {
-    std::string_view p(prefix);
-    if (!text.starts_with(p)) continue;
-    auto [path, tag] = split(text.substr(p.size()));
-    if (path.empty())
-      throw Error(Errc::invalid_argument,
-                  std::string(prefix) + " needs a path: " + prefix + "PATH[:TAG]");
-    if (kind == 0) return oci_layout_origin(path, tag);
-    return archive_origin(kind == 2, path, tag, scratch_parent);
-  }
-  return nullptr;
-}
-
 }  // namespace deepops

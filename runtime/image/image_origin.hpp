@@ -40,17 +40,4 @@ std::unique_ptr<ImageOrigin> registry_origin(
 std::unique_ptr<ImageOrigin> oci_layout_origin(const std::filesystem::path& dir,
                                                const std::string& tag);
 
-// An image archive: docker=false for oci-archive (a tar of an OCI layout),
-// true for docker-archive (`docker save`, `skopeo copy ... docker-archive:`).
-// It is unpacked into a folder under scratch_parent, removed with the origin.
-std::unique_ptr<ImageOrigin> archive_origin(bool docker, const std::filesystem::path& file,
-                                            const std::string& tag,
-                                            const std::filesystem::path& scratch_parent);
-
-// "oci:DIR[:TAG]", "oci-archive:FILE[:TAG]", "docker-archive:FILE[:TAG]" ->
-// the matching origin (archives unpack under scratch_parent); nullptr for
-// anything else.
-std::unique_ptr<ImageOrigin> offline_origin(std::string_view text,
-                                            const std::filesystem::path& scratch_parent);
-
 }  // namespace deepops

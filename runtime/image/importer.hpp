@@ -37,7 +37,7 @@ struct ImportOptions {
   OwnerMapping owners = OwnerMapping::root;
   MergeLimits limits;  // IMPORT_MAX_SIZE, IMPORT_MAX_ENTRIES
   unsigned parallel_downloads = 4;
-  std::filesystem::path cache = ImageCache::default_root();
+  std::filesystem::path cache;  // the user's image cache (Settings::cache_path)
   // Admin-populated read-only caches, consulted before `cache`.
   std::vector<std::filesystem::path> system_caches;
   std::function<void(const ImportProgress&)> progress;  // called from several threads, serialised

@@ -17,11 +17,6 @@
 namespace deepops {
 namespace {
 
-std::string env_or(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? v : fallback;
-}
-
 std::optional<std::string> read_text(const std::filesystem::path& path) {
   std::ifstream in(path);
   if (!in) return std::nullopt;
@@ -80,8 +75,7 @@ std::string base64_decode(std::string_view in) {
   return out;
 }
 
-std::string display_path(const std::filesystem::path& p) {
-  std::string home = env_or("HOME", "");
+std::string display_path(const std::filesystem::path& p, const std::string& home) {
   std::string s = p.string();
   if (!home.empty() && s.starts_with(home + "/")) return "~" + s.substr(home.size());
   return s;
@@ -89,10 +83,15 @@ std::string display_path(const std::filesystem::path& p) {
 
 }  // namespace
 
-CredentialFiles CredentialFiles::from_environment() {
+CredentialFiles CredentialFiles::from_environment(const EnvLookup& env) {
+  auto env_or = [&env](const char* name, const std::string& fallback) {
+    auto v = env(name);
+    return v && !v->empty() ? *v : fallback;
+  };
   std::string home = env_or("HOME", "/");
   std::string config_home = env_or("XDG_CONFIG_HOME", home + "/.config");
   CredentialFiles files;
+  files.home = home;
   files.enroot_netrc =
       std::filesystem::path(env_or("ENROOT_CONFIG_PATH", config_home + "/enroot")) / ".credentials";
   files.docker_config =
@@ -192,12 +191,14 @@ std::optional<Credential> lookup_credential(const CredentialFiles& files,
       break;
     }
     if (best) {
-      std::string source = display_path(files.enroot_netrc) + " line " + std::to_string(best->line);
+      std::string source =
+          display_path(files.enroot_netrc, files.home) + " line " + std::to_string(best->line);
       return Credential{best->login, resolve_password(best->password, source), source};
     }
   }
   if (auto text = read_text(files.docker_config)) {
-    auto cred = docker_config_credential(*text, registry, display_path(files.docker_config));
+    auto cred =
+        docker_config_credential(*text, registry, display_path(files.docker_config, files.home));
     if (cred && (user.empty() || cred->login == user)) return cred;
   }
   return std::nullopt;

@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "util/env_lookup.hpp"
+
 namespace deepops {
 
 struct Credential {
@@ -18,10 +20,11 @@ struct Credential {
 struct CredentialFiles {
   std::filesystem::path enroot_netrc;   // $ENROOT_CONFIG_PATH/.credentials
   std::filesystem::path docker_config;  // $DOCKER_CONFIG/config.json or ~/.docker/config.json
+  std::string home;                     // shown as "~" in messages
 
-  // The default paths from the environment (HOME, XDG_CONFIG_HOME,
-  // ENROOT_CONFIG_PATH, DOCKER_CONFIG), as Enroot and Docker resolve them.
-  static CredentialFiles from_environment();
+  // The user's files, from the variables that Enroot and Docker read (HOME,
+  // XDG_CONFIG_HOME, ENROOT_CONFIG_PATH, DOCKER_CONFIG).
+  static CredentialFiles from_environment(const EnvLookup& env);
 };
 
 // One "machine" entry of an Enroot credentials file (netrc syntax).

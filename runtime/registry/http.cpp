@@ -7,6 +7,8 @@
 #include <exception>
 #include <mutex>
 
+#include "util/strings.hpp"
+
 namespace deepops {
 namespace {
 
@@ -19,13 +21,6 @@ void init_curl_once() {
 std::string lowercase(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
-std::string trim(std::string s) {
-  auto not_space = [](unsigned char c) { return !std::isspace(c); };
-  s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
-  s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
   return s;
 }
 

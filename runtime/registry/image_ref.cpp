@@ -5,6 +5,7 @@
 #include <string>
 
 #include "util/error.hpp"
+#include "util/strings.hpp"
 
 namespace deepops {
 namespace {
@@ -21,13 +22,6 @@ constexpr size_t kMaxTag = 128;
 bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 bool is_alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
 bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
-
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 // One path component of a repository: [a-z0-9]+ joined by '.', '_', "__" or
 // runs of '-', as the distribution spec has it.
@@ -174,10 +168,6 @@ std::string_view strip_scheme(std::string_view text) {
   return text;
 }
 
-bool has_squashfs_suffix(std::string_view s) {
-  return s.ends_with(".sqsh") || s.ends_with(".squashfs") || s.ends_with(".sqfs");
-}
-
 }  // namespace
 
 std::string RegistryImage::canonical() const {
@@ -244,20 +234,6 @@ RegistryImage parse_registry_image(std::string_view input) {
   if (!image.digest.empty()) check_digest(image.digest, input);
   if (image.tag.empty() && image.digest.empty()) image.tag = "latest";
   return image;
-}
-
-ImageSource parse_image_source(std::string_view text) {
-  if (!text.empty() && (text.front() == '/' || text.front() == '.')) {
-    if (text.find('\0') != std::string_view::npos) bad("the path contains a NUL byte", "");
-    return SquashfsFile{std::filesystem::path(text)};
-  }
-  // Pyxis treats "image.sqsh" as a Docker Hub name and fails later with an
-  // unhelpful 401; say what was probably meant instead.
-  if (has_squashfs_suffix(text) && text.find("://") == std::string_view::npos) {
-    bad("it looks like a squashfs file but is not a path", text,
-        "to use a local file write './" + std::string(text) + "' or an absolute path");
-  }
-  return parse_registry_image(text);
 }
 
 }  // namespace deepops

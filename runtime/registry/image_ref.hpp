@@ -29,22 +29,9 @@ struct RegistryImage {
   bool operator==(const RegistryImage&) const = default;
 };
 
-// A squashfs file given by path: a value that starts with '/' or '.'.
-struct SquashfsFile {
-  std::filesystem::path path;
-  bool operator==(const SquashfsFile&) const = default;
-};
-
-using ImageSource = std::variant<RegistryImage, SquashfsFile>;
-
-// Parses what a user gives --container-image or `deepops-ctr import`. Accepts
-// the Pyxis/Enroot syntax [USER@][REGISTRY#]IMAGE[:TAG][@DIGEST], the docker
-// style REGISTRY/IMAGE[:TAG][@DIGEST], an optional docker:// prefix, and a
-// path to a squashfs file. Throws deepops::Error (Errc::invalid_argument)
-// naming the bad part and saying how to write it instead.
-ImageSource parse_image_source(std::string_view text);
-
-// The same, for contexts where only a registry image makes sense.
+// Parses a registry image (see usecases/image_source.hpp for every form a
+// user may give). Throws deepops::Error (Errc::invalid_argument) naming the
+// bad part and saying how to write it instead.
 RegistryImage parse_registry_image(std::string_view text);
 
 }  // namespace deepops

@@ -45,11 +45,6 @@ Endpoint parse_endpoint(std::string_view url) {
   return e;
 }
 
-std::filesystem::path MirrorConfig::default_path() {
-  const char* p = std::getenv("DEEPOPS_MIRRORS_CONFIG");
-  return p && *p ? p : "/etc/deepops/mirrors.json";
-}
-
 MirrorConfig MirrorConfig::load(const std::filesystem::path& path) {
   std::ifstream in(path);
   if (!in) return {};

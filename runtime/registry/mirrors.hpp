@@ -33,8 +33,6 @@ struct MirrorRule {
 // registry-1.docker.io are one key).
 class MirrorConfig {
  public:
-  // $DEEPOPS_MIRRORS_CONFIG, else /etc/deepops/mirrors.json.
-  static std::filesystem::path default_path();
   // A missing file means no mirrors; a malformed one is an Error naming it.
   static MirrorConfig load(const std::filesystem::path& path);
   static MirrorConfig parse(std::string_view json, const std::string& source);

@@ -20,8 +20,8 @@ struct RegistryOptions {
   // Registries (host[:port]) reached over plain HTTP; "*" for all. Never by
   // default: HTTP is only for lab and air-gapped mirrors that ask for it.
   std::vector<std::string> allow_http;
-  CredentialFiles credentials = CredentialFiles::from_environment();
-  int attempts = 5;  // per request, for 5xx, 429 and dropped connections
+  CredentialFiles credentials;  // none by default: the front end says whose
+  int attempts = 5;             // per request, for 5xx, 429 and dropped connections
   // Reach the image through this endpoint (a mirror) instead of its registry.
   std::optional<Endpoint> endpoint;
   std::chrono::milliseconds first_backoff{250};

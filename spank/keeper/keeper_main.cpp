@@ -19,6 +19,7 @@
 #include "keeper_protocol.hpp"
 #include "registry/manifest.hpp"
 #include "step_start.hpp"
+#include "usecases/containers.hpp"
 
 namespace {
 
@@ -40,13 +41,10 @@ constexpr const char* kUsage =
 KeeperLog save(const std::string& text) {
   const KeeperReport report = KeeperReport::from_json(text);
   if (!report.ok) throw Error(Errc::invalid_argument, "the save request is malformed");
-  ContainerSpec spec;
-  spec.squashfs = report.squashfs;
-  spec.image = ImageConfig::from_json(report.image);
-  spec.image_name = report.container;
-  spec.persistent_dir = report.layer_dir;
-  spec.runtime_dir = report.runtime_dir;
-  export_container(spec, report.save_to);
+  export_image(
+      ExportRequest{report.squashfs, ImageConfig::from_json(report.image), report.container,
+                    report.layer_dir, report.runtime_dir, parse_overlay_kind(report.overlay)},
+      report.save_to);
   if (report.layer_is_temporary) fs::remove_all(report.layer_dir);
   return KeeperLog{true, "", {}};
 }

@@ -32,8 +32,10 @@
 #include "image/importer.hpp"
 #include "keeper_io.hpp"
 #include "registry/image_ref.hpp"
-#include "registry/mirrors.hpp"
 #include "step_record.hpp"
+#include "usecases/containers.hpp"
+#include "usecases/images.hpp"
+#include "util/env_lookup.hpp"
 #include "util/unique_fd.hpp"
 
 namespace deepops::spank {
@@ -133,16 +135,11 @@ StepImage import_in_child(const RegistryImage& ref, const std::string& shown,
   };
   std::string value = run_in_child(
       [&] {
-        ImportOptions o;
-        o.cache = settings.cache_path;
-        o.system_caches = settings.system_caches;
-        o.limits = settings.import_limits;
-        o.registry.allow_http = settings.allow_http;
-        o.registry.http.ca_file = settings.ca_file;
-        o.mirrors = MirrorConfig::load(MirrorConfig::default_path());
+        ImportRequest request(ref);
+        request.credentials = CredentialFiles::from_environment(process_env_lookup());
         ProgressLines lines(progress_fd);
-        o.progress = [&lines](const ImportProgress& p) { lines(p); };
-        ImportResult r = import_image(ref, o);
+        request.progress = [&lines](const ImportProgress& p) { lines(p); };
+        const ImportResult r = *find_or_import(request, settings).import;
         return json{{"digest", r.image.manifest_digest},
                     {"squashfs", r.image.squashfs.string()},
                     {"cached", r.from_cache},
@@ -198,17 +195,20 @@ StepImage import_or_cached(const RegistryImage& ref, const std::string& shown,
 
 StepImage resolve_image(const std::string& image, const Settings& settings, const fs::path& cwd,
                         int progress_fd) {
-  auto source = parse_image_source(image);
-  if (auto* file = std::get_if<SquashfsFile>(&source)) {
-    fs::path p = file->path.is_absolute() ? file->path : cwd / file->path;
-    if (access(p.c_str(), R_OK) != 0) {
-      throw sys_error("cannot read the image file " + p.string(), errno,
-                      "the path must be readable by you on every node of the job");
-    }
-    auto meta = ImageCache::read_beside(p);
-    return {p, meta ? meta->config : ImageConfig{}, image, ""};
+  const ImageSource source = parse_image_source(image);
+  if (const auto* ref = std::get_if<RegistryImage>(&source)) {
+    return import_or_cached(*ref, image, settings, progress_fd);
   }
-  return import_or_cached(std::get<RegistryImage>(source), image, settings, progress_fd);
+  if (std::holds_alternative<OfflineImage>(source)) {
+    throw Error(
+        Errc::invalid_argument,
+        "--container-image=" + image + ": offline images are imported first",
+        "deepops-ctr import " + image + ", then give the .sqsh file (deepops-ctr import -o)");
+  }
+  ImportRequest request(source);
+  request.cwd = cwd;
+  const FoundImage file = find_or_import(request, settings);
+  return {file.squashfs, file.config, image, ""};
 }
 
 // ------------------------------------------------------------ the keeper
@@ -219,32 +219,27 @@ struct KeeperPlan {
   std::optional<NamedContainer> named;
 };
 
+// The settings' part of the spec (container_spec), then the step's options.
 void apply_request(ContainerSpec& spec, const ContainerRequest& r, const Settings& settings,
                    const PlugstackConfig& config, const StepInfo& step, bool named) {
+  const FoundImage image{spec.squashfs, spec.image, spec.image_name, std::nullopt};
+  ContainerSpec base = container_spec(settings, image, env_lookup(step.job_env));
+  base.persistent_dir = spec.persistent_dir;
+  base.shared_layer = spec.shared_layer;
+  spec = std::move(base);
   spec.workdir = r.workdir;
-  bool writable_default = named || !r.save.empty() || settings.rootfs_writable;
-  spec.writable = r.writable.value_or(writable_default);
+  spec.writable = r.writable.value_or(named || !r.save.empty() || settings.rootfs_writable);
   spec.remap_root = r.remap_root.value_or(settings.remap_root);
   spec.mount_home = r.mount_home.value_or(settings.mount_home);
-  spec.restrict_dev = settings.restrict_dev;
-  spec.id_call_filter = settings.seccomp_filter;
   spec.unshare_net = r.unshare_net;
   spec.unshare_ipc = r.unshare_ipc;
   spec.unshare_uts = r.unshare_uts;
-  const EnvLookup job = env_lookup(step.job_env);
-  spec.mounts = settings.load_mounts(job);
   if (!named) spec.mounts.insert(spec.mounts.end(), r.mounts.begin(), r.mounts.end());
-  spec.environ = settings.load_environ(job);
   for (const auto& name : r.env_names) {
     if (auto it = step.job_env.find(name); it != step.job_env.end())
       spec.env.emplace_back(name, it->second);
   }
   spec.runtime_dir = runtime_dir_for(config, settings, step);
-  spec.overlay = settings.overlay;
-  spec.hooks = settings.hooks();
-  spec.host.root = settings.host_root;
-  spec.host.library_dirs = settings.driver_library_dirs;
-  spec.host.slurm_tmpfs = settings.slurm_tmpfs;
   if (settings.origin.at("SLURM_TMPFS") == "default" && !step.tmp_fs.empty()) {
     spec.host.slurm_tmpfs = step.tmp_fs;
   }
@@ -545,6 +540,7 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
     rep.squashfs = plan.spec.squashfs;
     describe_image(rep, plan.spec.image);
     rep.runtime_dir = plan.spec.runtime_dir;
+    rep.overlay = to_string(plan.spec.overlay);
     if (!r.save.empty()) {
       rep.save_to = fs::path(r.save).is_absolute() ? fs::path(r.save) : step.cwd / r.save;
       if (!plan.named) {
@@ -645,8 +641,9 @@ std::string stored_container_name(const std::string& name, bool job_scope,
 }
 
 // Settings come from the admin's files only: job variables must not move
-// the cache, data or runtime paths (as under Pyxis and Enroot). ${VAR} in those files may
-// use the user's identity and Slurm's names for the step.
+// the cache, data or runtime paths, or choose the mirrors file (as under
+// Pyxis and Enroot), and the user's own deepops.conf is the CLI's. ${VAR} in
+// those files may use the user's identity and Slurm's names for the step.
 Settings load_admin_settings(const StepInfo& step, const PlugstackConfig& config) {
   const HostUser user = HostUser::current();
   EnvMap vars = {{"HOME", user.home},
@@ -657,8 +654,12 @@ Settings load_admin_settings(const StepInfo& step, const PlugstackConfig& config
                  {"SLURM_JOB_ID", step.job_id},
                  {"SLURM_STEP_ID", step.step_id},
                  {"SLURMD_NODENAME", step.node}};
-  if (!config.sysconf_dir.empty()) vars["DEEPOPS_SYSCONF_DIR"] = config.sysconf_dir.string();
-  return Settings::load(env_lookup(std::move(vars)));
+  SettingsSources sources;
+  sources.vars = env_lookup(std::move(vars));
+  if (!config.sysconf_dir.empty()) sources.sysconf_dir = config.sysconf_dir;
+  sources.environment = false;
+  sources.user_file = false;
+  return Settings::load(sources);
 }
 
 [[noreturn]] void run_start(int report_fd, const StartRequest& request) {

@@ -286,7 +286,8 @@ std::string KeeperReport::to_json() const {
             {"layer_dir", layer_dir.string()},
             {"layer_is_temporary", layer_is_temporary},
             {"save_to", save_to.string()},
-            {"runtime_dir", runtime_dir.string()}};
+            {"runtime_dir", runtime_dir.string()},
+            {"overlay", overlay}};
   return dump_text(j);
 }
 
@@ -334,6 +335,7 @@ KeeperReport KeeperReport::from_json(const std::string& text) {
     r.layer_is_temporary = j.value("layer_is_temporary", false);
     r.save_to = j.value("save_to", "");
     r.runtime_dir = j.value("runtime_dir", "");
+    r.overlay = j.value("overlay", "auto");
   } catch (const std::exception& e) {
     KeeperReport malformed;
     malformed.error =

@@ -102,6 +102,9 @@ struct KeeperReport {
   bool layer_is_temporary = false;
   std::filesystem::path save_to;
   std::filesystem::path runtime_dir;
+  // How the layer was written ("auto", "kernel", "fuse"): the export reads
+  // it back the same way.
+  std::string overlay = "auto";
   // The plugin's own: a pidfd of the keeper it forked (where the kernel has
   // them), so that the step's end signals that process even if something
   // reaped it and its pid was reused. Not in the JSON.

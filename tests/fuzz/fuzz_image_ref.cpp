@@ -8,7 +8,7 @@
 #include <string_view>
 #include <variant>
 
-#include "registry/image_ref.hpp"
+#include "usecases/image_source.hpp"
 #include "util/error.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

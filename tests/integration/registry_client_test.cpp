@@ -43,14 +43,14 @@ class RegistryClientTest : public ::testing::Test {
   RegistryOptions plain_options() {
     RegistryOptions o;
     o.allow_http = {lab.var("DEEPOPS_LAB_REGISTRY")};
-    o.credentials = CredentialFiles{dir / "none", dir / "none.json"};
+    o.credentials = CredentialFiles{dir / "none", dir / "none.json", ""};
     o.attempts = 2;
     return o;
   }
   RegistryOptions tls_options(const std::string& password) {
     RegistryOptions o;
     o.http.ca_file = lab.var("DEEPOPS_LAB_CA");
-    o.credentials = CredentialFiles{dir / ".credentials", dir / "config.json"};
+    o.credentials = CredentialFiles{dir / ".credentials", dir / "config.json", ""};
     o.attempts = 2;
     if (!password.empty()) {
       std::ofstream(o.credentials.enroot_netrc) << "machine " << lab.var("DEEPOPS_LAB_REGISTRY_TLS")

@@ -14,6 +14,7 @@
 
 #include "error_matchers.hpp"
 #include "util/error.hpp"
+#include "util/strings.hpp"
 
 namespace deepops {
 namespace {
@@ -47,7 +48,7 @@ class SettingsTest : public ::testing::Test {
       return it->second;
     };
   }
-  Settings load() const { return Settings::load(env()); }
+  Settings load() const { return Settings::load(SettingsSources::from_environment(env())); }
 
   static void write(const fs::path& p, const std::string& text, fs::perms mode = fs::perms{0644}) {
     fs::create_directories(p.parent_path());
@@ -174,21 +175,11 @@ TEST_F(SettingsTest, ImportLimitsHaveDefaultsAndTakeSizes) {
   vars["DEEPOPS_IMPORT_MAX_SIZE"] = "64M";
   EXPECT_EQ(load().import_limits.max_bytes, uint64_t{64} << 20);
   vars["DEEPOPS_IMPORT_MAX_SIZE"] = "lots";
-  EXPECT_ERROR_MENTIONS(load(), "IMPORT_MAX_SIZE", "'lots'", "positive number");
-}
-
-TEST(ParseSize, SuffixesArePowersOf1024) {
-  EXPECT_EQ(parse_size("123", "x"), 123u);
-  EXPECT_EQ(parse_size("4k", "x"), 4096u);
-  EXPECT_EQ(parse_size("2G", "x"), uint64_t{2} << 30);
-  EXPECT_EQ(parse_size("3GB", "x"), uint64_t{3} << 30);
-  EXPECT_EQ(parse_size("1TiB", "x"), uint64_t{1} << 40);
-  EXPECT_EQ(parse_size("1P", "x"), uint64_t{1} << 50);
-  for (const char* bad :
-       {"", "0", "G", "-1", "1.5G", "12X", "1 G", "99999999999999999999", "16777216T"}) {
-    SCOPED_TRACE(bad);
-    EXPECT_ERROR_MENTIONS(parse_size(bad, "KEY"), "KEY", "positive number");
-  }
+  EXPECT_ERROR_MENTIONS(load(), "IMPORT_MAX_SIZE", "'lots'", "not a size");
+  vars["DEEPOPS_IMPORT_MAX_SIZE"] = "1.5T";  // the grammar of gc --max-size
+  EXPECT_EQ(load().import_limits.max_bytes, uint64_t{3} << 39);
+  vars["DEEPOPS_IMPORT_MAX_SIZE"] = "0";
+  EXPECT_ERROR_MENTIONS(load(), "environment (DEEPOPS_IMPORT_MAX_SIZE)", "more than 0");
 }
 
 TEST_F(SettingsTest, ConfDWithoutDeepopsConf) {
@@ -386,20 +377,49 @@ TEST_F(SettingsTest, HooksAreExecutableRegularFilesSystemThenUserSorted) {
 
 TEST_F(SettingsTest, NoHookFoldersMeanNoHooks) { EXPECT_TRUE(load().hooks().empty()); }
 
-// ---- parse_bool
+// ---- the layers, as each front end allows them
 
-TEST(ParseBool, AcceptsTheUsualSpellings) {
-  for (const char* yes : {"1", "yes", "y", "true", "on", "YES", "True", "On", "Y"})
-    EXPECT_TRUE(parse_bool(yes, "x")) << yes;
-  for (const char* no : {"0", "no", "n", "false", "off", "", "NO", "False", "OFF", "N"})
-    EXPECT_FALSE(parse_bool(no, "x")) << no;
+TEST_F(SettingsTest, TheUsersFileComesAfterTheSitesAndBeforeTheEnvironment) {
+  write(sysconf / "deepops.conf", "CACHE_PATH /site/cache\nREMAP_ROOT yes\nMOUNT_HOME yes\n");
+  write(home / ".config/deepops/deepops.conf", "CACHE_PATH /mine\nREMAP_ROOT no\n");
+  vars["DEEPOPS_REMAP_ROOT"] = "yes";
+  Settings s = load();
+  EXPECT_EQ(s.cache_path, "/mine");
+  EXPECT_EQ(s.origin.at("CACHE_PATH"), (home / ".config/deepops/deepops.conf").string() + ":1");
+  EXPECT_TRUE(s.remap_root);  // the variable wins over both files
+  EXPECT_TRUE(s.mount_home);  // the site's, untouched by the user's file
 }
 
-TEST(ParseBool, RefusesAnythingElseNamingTheSetting) {
-  for (const char* bad : {"2", "yes ", " yes", "enable", "t", "f", "-1", "10", "nope", "o"}) {
-    EXPECT_ERROR_MENTIONS(parse_bool(bad, "conf:3: MOUNT_HOME"), "conf:3: MOUNT_HOME",
-                          "'" + std::string(bad) + "'");
-  }
+TEST_F(SettingsTest, AFrontEndMayAllowNeitherTheUsersFileNorTheEnvironment) {
+  write(sysconf / "deepops.conf", "CACHE_PATH /site/cache\n");
+  write(home / ".config/deepops/deepops.conf", "CACHE_PATH /mine\n");
+  vars["DEEPOPS_MIRRORS_CONFIG"] = "/job/mirrors.json";
+  vars["DEEPOPS_CACHE_PATH"] = "/job/cache";
+  SettingsSources keeper = SettingsSources::from_environment(env());
+  keeper.environment = false;
+  keeper.user_file = false;
+  Settings s = Settings::load(keeper);
+  EXPECT_EQ(s.cache_path, "/site/cache");
+  EXPECT_EQ(s.mirrors_config, sysconf / "mirrors.json");
+  Settings cli = load();
+  EXPECT_EQ(cli.cache_path, "/job/cache");
+  EXPECT_EQ(cli.mirrors_config, "/job/mirrors.json");
+}
+
+TEST_F(SettingsTest, AllowHttpFromTheEnvironmentIsABooleanOrHosts) {
+  vars["DEEPOPS_ALLOW_HTTP"] = "1";  // once read as a registry named "1"
+  EXPECT_EQ(load().allow_http, std::vector<std::string>{"*"});
+  vars["DEEPOPS_ALLOW_HTTP"] = "127.0.0.1:5000, mirror:80";
+  EXPECT_EQ(load().allow_http, (std::vector<std::string>{"127.0.0.1:5000", "mirror:80"}));
+  vars["DEEPOPS_ALLOW_HTTP"] = "http://mirror/";
+  EXPECT_ERROR_MENTIONS(load(), "environment (DEEPOPS_ALLOW_HTTP)", "not a registry host");
+}
+
+TEST_F(SettingsTest, AFlagIsTheLastLayerAndNamesItself) {
+  Settings s = load();
+  s.set("ALLOW_HTTP", "yes", "--allow-http");
+  EXPECT_EQ(s.origin.at("ALLOW_HTTP"), "--allow-http");
+  EXPECT_ERROR_MENTIONS(s.set("IMPORT_MAX_SIZE", "x", "--max-size"), "--max-size", "'x'");
 }
 
 }  // namespace

@@ -1,3 +1,5 @@
+#include "image/archive_origin.hpp"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -5,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 
-#include "image/image_origin.hpp"
 #include "util/error.hpp"
 
 namespace deepops {
@@ -29,9 +30,9 @@ class ArchiveOriginTest : public ::testing::Test {
     EXPECT_EQ(std::system(cmd.c_str()), 0);
     return tar;
   }
-  Errc code_of(const std::string& source) {
+  Errc code_of(bool docker, const fs::path& file) {
     try {
-      offline_origin(source, scratch);
+      archive_origin(docker, file, "", scratch);
     } catch (const Error& e) {
       return e.code();
     }
@@ -41,7 +42,7 @@ class ArchiveOriginTest : public ::testing::Test {
 
 TEST_F(ArchiveOriginTest, AnEntryLeavingTheFolderIsRejectedAndNothingLands) {
   fs::path tar = tar_with("../../escaped");
-  EXPECT_EQ(code_of("oci-archive:" + tar.string()), Errc::corrupt);
+  EXPECT_EQ(code_of(false, tar), Errc::corrupt);
   EXPECT_FALSE(fs::exists(dir / "escaped"));
   EXPECT_FALSE(fs::exists(scratch / "escaped"));
   EXPECT_TRUE(!fs::exists(scratch) || fs::is_empty(scratch));  // the unpack folder went too
@@ -49,13 +50,9 @@ TEST_F(ArchiveOriginTest, AnEntryLeavingTheFolderIsRejectedAndNothingLands) {
 
 TEST_F(ArchiveOriginTest, NotATarOrNotAnImageSaysSo) {
   std::ofstream(dir / "junk") << "not a tar";
-  EXPECT_EQ(code_of("oci-archive:" + (dir / "junk").string()), Errc::not_found);
-  EXPECT_EQ(code_of("docker-archive:" + tar_with("hello.txt").string()),
-            Errc::corrupt);  // no manifest.json
-  EXPECT_EQ(code_of("oci-archive:" + tar_with("hello.txt").string()),
-            Errc::not_found);  // no oci-layout
-  EXPECT_EQ(code_of("oci:"), Errc::invalid_argument);
-  EXPECT_FALSE(offline_origin("docker.io/library/ubuntu", scratch));
+  EXPECT_EQ(code_of(false, dir / "junk"), Errc::not_found);
+  EXPECT_EQ(code_of(true, tar_with("hello.txt")), Errc::corrupt);     // no manifest.json
+  EXPECT_EQ(code_of(false, tar_with("hello.txt")), Errc::not_found);  // no oci-layout
 }
 
 }  // namespace

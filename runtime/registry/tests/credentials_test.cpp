@@ -33,7 +33,7 @@ class CredentialLookup : public ::testing::Test {
  protected:
   std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("creds-" + std::to_string(getpid()));
-  CredentialFiles files{dir / ".credentials", dir / "config.json"};
+  CredentialFiles files{dir / ".credentials", dir / "config.json", ""};
   void SetUp() override { std::filesystem::create_directories(dir); }
   void TearDown() override { std::filesystem::remove_all(dir); }
   void write(const std::filesystem::path& p, const std::string& text) { std::ofstream(p) << text; }

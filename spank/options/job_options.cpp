@@ -8,8 +8,9 @@
 #include <optional>
 
 #include "config/settings.hpp"
-#include "registry/image_ref.hpp"
+#include "usecases/image_source.hpp"
 #include "util/error.hpp"
+#include "util/strings.hpp"
 
 namespace deepops::spank {
 namespace fs = std::filesystem;
@@ -18,18 +19,6 @@ namespace {
 Error bad(std::string_view option, const std::string& message, std::string hint = {}) {
   return Error(Errc::invalid_argument, "--" + std::string(option) + ": " + message,
                std::move(hint));
-}
-
-std::vector<std::string> split(std::string_view text, char sep) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t end = text.find(sep, start);
-    if (end == std::string_view::npos) end = text.size();
-    out.emplace_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
 }
 
 // A boolean variable, read as Pyxis reads it (parse_bool in its config.c):

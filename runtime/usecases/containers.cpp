@@ -1,0 +1,44 @@
+#include "usecases/containers.hpp"
+
+namespace deepops {
+
+ContainerSpec container_spec(const Settings& settings, const FoundImage& image,
+                             const EnvLookup& files_env) {
+  ContainerSpec spec;
+  spec.squashfs = image.squashfs;
+  spec.image = image.config;
+  spec.image_name = image.name;
+  spec.writable = settings.rootfs_writable;
+  spec.remap_root = settings.remap_root;
+  spec.mount_home = settings.mount_home;
+  spec.restrict_dev = settings.restrict_dev;
+  spec.id_call_filter = settings.seccomp_filter;
+  spec.mounts = settings.load_mounts(files_env);
+  spec.environ = settings.load_environ(files_env);
+  spec.hooks = settings.hooks();
+  spec.runtime_dir = settings.runtime_path;
+  spec.overlay = settings.overlay;
+  spec.host.root = settings.host_root;
+  spec.host.library_dirs = settings.driver_library_dirs;
+  spec.host.slurm_tmpfs = settings.slurm_tmpfs;
+  return spec;
+}
+
+ExportRequest export_request(const Settings& settings, const std::filesystem::path& squashfs,
+                             const ImageConfig& config, const std::string& name,
+                             const std::filesystem::path& layer_dir) {
+  return ExportRequest{squashfs, config, name, layer_dir, settings.runtime_path, settings.overlay};
+}
+
+void export_image(const ExportRequest& request, const std::filesystem::path& out) {
+  ContainerSpec spec;
+  spec.squashfs = request.squashfs;
+  spec.image = request.config;
+  spec.image_name = request.name;
+  spec.persistent_dir = request.layer_dir;
+  spec.runtime_dir = request.runtime_dir;
+  spec.overlay = request.overlay;
+  export_container(spec, out);
+}
+
+}  // namespace deepops
