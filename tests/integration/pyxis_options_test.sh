@@ -15,22 +15,11 @@
 set -euo pipefail
 PLUGIN=$(readlink -f "$1")
 HERE=$(cd "$(dirname "$0")" && pwd)
-LAB=$HERE/../lab/lab
-LAB_NAME=${DEEPOPS_TEST_LAB:-main}
-# shellcheck disable=SC1090,SC1091
-source "/var/lib/deepops-lab/$LAB_NAME/env"
-USER_NAME=$DEEPOPS_LAB_USER
-ETC=$DEEPOPS_LAB/deepops/etc
+# shellcheck source=tests/support/lab_test.sh
+source "$HERE/../support/lab_test.sh"
+lab_test_init pyxis-options
 CONF=$ETC/conf.d/pyxis-options-test.conf
-work=$(mktemp -d "$DEEPOPS_LAB_SHARED/pyxis-options.XXXXXX")
-chmod 0755 "$work"
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-  "$LAB" plugin --name "$LAB_NAME" >/dev/null 2>&1 || true
-  rm -f "$CONF"
-  rm -rf "$work"
-}
-trap cleanup EXIT
+lab_test_files=("$CONF")
 mkdir -p "$work/data" "$work/cache" "$work/dir/sub" "$work/bin"
 echo relative-ok >"$work/dir/sub/somefile"
 echo flagged >"$work/data/file"

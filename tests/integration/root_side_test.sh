@@ -17,32 +17,21 @@ set -euo pipefail
 PLUGIN=$(readlink -f "$1")
 CTR=$(readlink -f "$2")
 HERE=$(cd "$(dirname "$0")" && pwd)
-LAB=$HERE/../lab/lab
-LAB_NAME=${DEEPOPS_TEST_LAB:-main}
-# shellcheck disable=SC1090,SC1091
-source "/var/lib/deepops-lab/$LAB_NAME/env"
-USER_NAME=$DEEPOPS_LAB_USER
+# shellcheck source=tests/support/lab_test.sh
+source "$HERE/../support/lab_test.sh"
+lab_test_init root-side
 USER_UID=$(id -u "$USER_NAME")
-ETC=$DEEPOPS_LAB/deepops/etc
 KEEPER=$DEEPOPS_LAB/deepops/lib/deepops-keeper
 CONF=$ETC/conf.d/root-side-test.conf
 HOOK=$ETC/hooks.d/50-root-side-test.sh
-work=$(mktemp -d "$DEEPOPS_LAB_SHARED/root-side.XXXXXX")
-chmod 0755 "$work"
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-  "$LAB" plugin --name "$LAB_NAME" >/dev/null 2>&1 || true
-  rm -f "$CONF" "$HOOK"
-  pkill -KILL -u "$USER_NAME" -f 'sleep 1000' 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+lab_test_files=("$CONF" "$HOOK")
+# shellcheck disable=SC2317 # called by the clean-up
+on_cleanup() { pkill -KILL -u "$USER_NAME" -f 'sleep 1000' 2>/dev/null || true; }
 mkdir -p "$work/data" "$work/cache" "$work/fake-big" "$work/fake-silent"
 chown -R "$USER_NAME:" "$work"
 
 # shellcheck source=tests/support/checks.sh
 source "$HERE/../support/checks.sh"
-as_user() { "$LAB" run --name "$LAB_NAME" -- bash -c 'cd "$0" && exec "$@"' "$work" "$@"; }
 
 "$LAB" plugin --name "$LAB_NAME" -- "$PLUGIN" >/dev/null
 cat >"$CONF" <<CONF

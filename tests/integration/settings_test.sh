@@ -18,31 +18,17 @@ set -euo pipefail
 PLUGIN=$(readlink -f "$1")
 CTR=$(readlink -f "$2")
 HERE=$(cd "$(dirname "$0")" && pwd)
-LAB=$HERE/../lab/lab
-LAB_NAME=${DEEPOPS_TEST_LAB:-main}
-# shellcheck disable=SC1090,SC1091
-source "/var/lib/deepops-lab/$LAB_NAME/env"
-USER_NAME=$DEEPOPS_LAB_USER
-CONF=$DEEPOPS_LAB/deepops/etc/conf.d/settings-test.conf
-work=$(mktemp -d "$DEEPOPS_LAB_SHARED/settings.XXXXXX")
-chmod 0755 "$work"
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-  "$LAB" plugin --name "$LAB_NAME" >/dev/null 2>&1 || true
-  rm -f "$CONF"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-mkdir -p "$work/home" "$work/site" "$work/cli" "$work/out"
-chown -R "$USER_NAME:" "$work"
-
 # shellcheck source=tests/support/checks.sh
 source "$HERE/../support/checks.sh"
-# as_user VAR=value... COMMAND...: in $work, with a home of its own.
-as_user() {
-  "$LAB" run --name "$LAB_NAME" -- env HOME="$work/home" bash -c 'cd "$0" && exec "$@"' "$work" \
-    env "$@"
-}
+# shellcheck source=tests/support/lab_test.sh
+source "$HERE/../support/lab_test.sh"
+lab_test_init settings
+CONF=$ETC/conf.d/settings-test.conf
+lab_test_files=("$CONF")
+mkdir -p "$work/home" "$work/site" "$work/cli" "$work/out"
+chown -R "$USER_NAME:" "$work"
+# in_home VAR=value... COMMAND...: as the test user, with a home of its own.
+in_home() { as_user env HOME="$work/home" "$@"; }
 IMG=$DEEPOPS_LAB_REGISTRY/deepops/zstd
 
 # ---- a. the site file's settings reach `import`
@@ -51,7 +37,7 @@ CACHE_PATH $work/sitecache
 ALLOW_HTTP yes
 IMPORT_MAX_SIZE 1.5T
 CONF
-out=$(as_user DEEPOPS_SYSCONF_DIR="$work/site" "$CTR" import -q "$IMG" 2>"$work/a.err") || true
+out=$(in_home DEEPOPS_SYSCONF_DIR="$work/site" "$CTR" import -q "$IMG" 2>"$work/a.err") || true
 if [[ $out == "$work"/sitecache/images/*.sqsh && -f $out ]]; then
   pass "import: the site's CACHE_PATH, ALLOW_HTTP and IMPORT_MAX_SIZE 1.5T are honoured ($out)"
 else fail "import with the site file: '$out' ($(head -c 300 "$work/a.err"))"; fi
@@ -62,33 +48,33 @@ fi
 # ---- b. DEEPOPS_ALLOW_HTTP
 cli=(DEEPOPS_SYSCONF_DIR="$work/cli" DEEPOPS_CACHE_PATH="$work/clicache"
   DEEPOPS_DATA_PATH="$work/clidata" DEEPOPS_RUNTIME_PATH="$work/run")
-if as_user "${cli[@]}" DEEPOPS_ALLOW_HTTP=1 "$CTR" import -q "$IMG" >"$work/b.out" 2>&1; then
+if in_home "${cli[@]}" DEEPOPS_ALLOW_HTTP=1 "$CTR" import -q "$IMG" >"$work/b.out" 2>&1; then
   pass "DEEPOPS_ALLOW_HTTP=1 means yes"
 else fail "DEEPOPS_ALLOW_HTTP=1: $(head -c 300 "$work/b.out")"; fi
-if ! as_user "${cli[@]}" DEEPOPS_ALLOW_HTTP="http://$DEEPOPS_LAB_REGISTRY/" "$CTR" import -q "$IMG" \
+if ! in_home "${cli[@]}" DEEPOPS_ALLOW_HTTP="http://$DEEPOPS_LAB_REGISTRY/" "$CTR" import -q "$IMG" \
   >"$work/b2.out" 2>&1 && grep -q "environment (DEEPOPS_ALLOW_HTTP).*not a registry host" "$work/b2.out"; then
   pass "a URL in DEEPOPS_ALLOW_HTTP is refused naming the variable"
 else fail "DEEPOPS_ALLOW_HTTP=http://...: $(head -c 300 "$work/b2.out")"; fi
 
 # ---- c. one prefix rule for remove and start
-digest=$(as_user "${cli[@]}" "$CTR" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["digest"])')
+digest=$(in_home "${cli[@]}" "$CTR" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["digest"])')
 hex=${digest#sha256:}
-if ! as_user "${cli[@]}" "$CTR" remove "${hex:0:1}" >"$work/c.out" 2>&1 &&
+if ! in_home "${cli[@]}" "$CTR" remove "${hex:0:1}" >"$work/c.out" 2>&1 &&
   grep -q "no image '${hex:0:1}'" "$work/c.out" &&
-  as_user "${cli[@]}" "$CTR" list | grep -q "${digest:0:19}"; then
+  in_home "${cli[@]}" "$CTR" list | grep -q "${digest:0:19}"; then
   pass "remove ${hex:0:1}: one hex digit matches nothing, the image stays"
 else fail "remove ${hex:0:1}: $(head -c 300 "$work/c.out")"; fi
-if ! as_user "${cli[@]}" "$CTR" start "${hex:0:1}" true >"$work/c2.out" 2>&1 &&
+if ! in_home "${cli[@]}" "$CTR" start "${hex:0:1}" true >"$work/c2.out" 2>&1 &&
   grep -q "not in the cache" "$work/c2.out"; then
   pass "start ${hex:0:1}: the same rule"
 else fail "start ${hex:0:1}: $(head -c 300 "$work/c2.out")"; fi
-if as_user "${cli[@]}" "$CTR" start "${hex:0:6}" true >"$work/c3.out" 2>&1; then
+if in_home "${cli[@]}" "$CTR" start "${hex:0:6}" true >"$work/c3.out" 2>&1; then
   pass "start ${hex:0:6}: six hex digits find the image"
 else fail "start ${hex:0:6}: $(head -c 300 "$work/c3.out")"; fi
 
 # ---- d. the mirrors file: the CLI's variable, never a job's
 echo '{"mirrors": [' >"$work/bad-mirrors.json"
-if ! as_user "${cli[@]}" DEEPOPS_ALLOW_HTTP=1 DEEPOPS_MIRRORS_CONFIG="$work/bad-mirrors.json" \
+if ! in_home "${cli[@]}" DEEPOPS_ALLOW_HTTP=1 DEEPOPS_MIRRORS_CONFIG="$work/bad-mirrors.json" \
   "$CTR" import -q "$IMG" >"$work/d.out" 2>&1 && grep -q "bad-mirrors.json" "$work/d.out"; then
   pass "the CLI reads DEEPOPS_MIRRORS_CONFIG"
 else fail "the CLI and DEEPOPS_MIRRORS_CONFIG: $(head -c 300 "$work/d.out")"; fi
@@ -97,21 +83,21 @@ cat >"$CONF" <<CONF
 CACHE_PATH $work/cache/\${SLURMD_NODENAME}
 OVERLAY fuse
 CONF
-if as_user DEEPOPS_MIRRORS_CONFIG="$work/bad-mirrors.json" timeout 120 srun -w n1 \
+if in_home DEEPOPS_MIRRORS_CONFIG="$work/bad-mirrors.json" timeout 120 srun -w n1 \
   --container-image="$IMG" cat /data/zstd.txt >"$work/d2.out" 2>&1; then
   pass "a job's DEEPOPS_MIRRORS_CONFIG does not reach the keeper"
 else fail "srun with DEEPOPS_MIRRORS_CONFIG: $(head -c 400 "$work/d2.out")"; fi
 
 # ---- e. --container-save and export: the same image
 changes='echo new >/data/new.txt && rm /data/zstd.txt && mkdir /data/dir'
-if as_user timeout 120 srun -w n1 --container-image="$IMG" --container-save="$work/out/saved.sqsh" \
+if in_home timeout 120 srun -w n1 --container-image="$IMG" --container-save="$work/out/saved.sqsh" \
   sh -c "$changes" >"$work/e.out" 2>&1; then
   pass "--container-save with OVERLAY fuse"
 else fail "--container-save: $(head -c 400 "$work/e.out")"; fi
 fuse=(DEEPOPS_OVERLAY=fuse DEEPOPS_ALLOW_HTTP=yes)
-if as_user "${cli[@]}" "${fuse[@]}" "$CTR" create -n cmp "$IMG" >"$work/e2.out" 2>&1 &&
-  as_user "${cli[@]}" "${fuse[@]}" "$CTR" start cmp sh -c "$changes" >>"$work/e2.out" 2>&1 &&
-  as_user "${cli[@]}" "${fuse[@]}" "$CTR" export cmp "$work/out/exported.sqsh" >>"$work/e2.out" 2>&1; then
+if in_home "${cli[@]}" "${fuse[@]}" "$CTR" create -n cmp "$IMG" >"$work/e2.out" 2>&1 &&
+  in_home "${cli[@]}" "${fuse[@]}" "$CTR" start cmp sh -c "$changes" >>"$work/e2.out" 2>&1 &&
+  in_home "${cli[@]}" "${fuse[@]}" "$CTR" export cmp "$work/out/exported.sqsh" >>"$work/e2.out" 2>&1; then
   pass "create, start and export with OVERLAY fuse"
 else fail "create/start/export: $(head -c 400 "$work/e2.out")"; fi
 listing() { unsquashfs -l -d '' "$1" 2>/dev/null | grep -v '^Parallel\|^[0-9]* inodes' | sort; }

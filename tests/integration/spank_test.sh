@@ -15,32 +15,19 @@ PLUGIN=$(readlink -f "$1")
 CTR=$(readlink -f "$2")
 MPI_HELLO=$(readlink -f "$3")
 HERE=$(cd "$(dirname "$0")" && pwd)
-LAB=$HERE/../lab/lab
 # shellcheck source=SCRIPTDIR/../support/host_fixture.sh
 source "$HERE/../support/host_fixture.sh"
-LAB_NAME=${DEEPOPS_TEST_LAB:-main}
+# shellcheck source=tests/support/lab_test.sh
+source "$HERE/../support/lab_test.sh"
 QUICK=${SPANK_TEST_QUICK:-0}
-# shellcheck disable=SC1090,SC1091
-source "/var/lib/deepops-lab/$LAB_NAME/env"
-USER_NAME=$DEEPOPS_LAB_USER
+lab_test_init spank-test
 USER_HOME=$(getent passwd "$USER_NAME" | cut -d: -f6)
-ETC=$DEEPOPS_LAB/deepops/etc
-work=$(mktemp -d "$DEEPOPS_LAB_SHARED/spank-test.XXXXXX")
-chmod 0755 "$work"
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-  "$LAB" plugin --name "$LAB_NAME" >/dev/null 2>&1 || true
-  rm -f "$ETC/conf.d/test.conf"
-  rm -rf "$work"
-}
-trap cleanup EXIT
+lab_test_files=("$ETC/conf.d/test.conf")
 mkdir -p "$work/data" "$work/cache" "$work/out"
 chown "$USER_NAME:" "$work" "$work/data" "$work/cache" "$work/out"
 
 # shellcheck source=tests/support/checks.sh
 source "$(dirname "$0")/../support/checks.sh"
-# as_user COMMAND...: in the lab's environment, as the test user, from $work.
-as_user() { "$LAB" run --name "$LAB_NAME" -- bash -c 'cd "$0" && exec "$@"' "$work" "$@"; }
 # expect NAME WANT COMMAND...: stdout (trimmed) must equal WANT, and exit 0.
 expect() {
   local name=$1 want=$2 got rc=0
