@@ -1,24 +1,31 @@
 #include "config/overlay_kind.hpp"
 
+#include <array>
+#include <utility>
+
 #include "util/error.hpp"
 
 namespace deepops {
+namespace {
+
+constexpr std::array<std::pair<OverlayKind, const char*>, 3> kNames = {
+    {{OverlayKind::automatic, "auto"},
+     {OverlayKind::kernel, "kernel"},
+     {OverlayKind::fuse, "fuse"}}};
+
+}  // namespace
 
 OverlayKind parse_overlay_kind(const std::string& text) {
-  if (text == "auto" || text.empty()) return OverlayKind::automatic;
-  if (text == "kernel") return OverlayKind::kernel;
-  if (text == "fuse") return OverlayKind::fuse;
+  if (text.empty()) return OverlayKind::automatic;
+  for (const auto& [kind, name] : kNames) {
+    if (text == name) return kind;
+  }
   throw Error(Errc::invalid_argument, "OVERLAY: '" + text + "' is not auto, kernel or fuse");
 }
 
 std::string to_string(OverlayKind kind) {
-  switch (kind) {
-    case OverlayKind::kernel:
-      return "kernel";
-    case OverlayKind::fuse:
-      return "fuse";
-    case OverlayKind::automatic:
-      break;
+  for (const auto& [k, name] : kNames) {
+    if (k == kind) return name;
   }
   return "auto";
 }

@@ -2,12 +2,23 @@
 
 namespace deepops {
 
+namespace {
+
+// The image a spec runs: its squashfs, its config (ENV, CMD...) and its name.
+ContainerSpec spec_for(const std::filesystem::path& squashfs, const ImageConfig& config,
+                       const std::string& name) {
+  ContainerSpec spec;
+  spec.squashfs = squashfs;
+  spec.image = config;
+  spec.image_name = name;
+  return spec;
+}
+
+}  // namespace
+
 ContainerSpec container_spec(const Settings& settings, const FoundImage& image,
                              const EnvLookup& files_env) {
-  ContainerSpec spec;
-  spec.squashfs = image.squashfs;
-  spec.image = image.config;
-  spec.image_name = image.name;
+  ContainerSpec spec = spec_for(image.squashfs, image.config, image.name);
   spec.writable = settings.rootfs_writable;
   spec.remap_root = settings.remap_root;
   spec.mount_home = settings.mount_home;
@@ -31,10 +42,7 @@ ExportRequest export_request(const Settings& settings, const std::filesystem::pa
 }
 
 void export_image(const ExportRequest& request, const std::filesystem::path& out) {
-  ContainerSpec spec;
-  spec.squashfs = request.squashfs;
-  spec.image = request.config;
-  spec.image_name = request.name;
+  ContainerSpec spec = spec_for(request.squashfs, request.config, request.name);
   spec.persistent_dir = request.layer_dir;
   spec.runtime_dir = request.runtime_dir;
   spec.overlay = request.overlay;
