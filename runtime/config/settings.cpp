@@ -93,6 +93,17 @@ void load_file(Settings& s, const fs::path& file, const EnvLookup& env) {
   }
 }
 
+// The site's folder NAME, then the user's: none when CONFIG_PATH is empty,
+// never a relative "NAME" in whatever folder the process is in.
+std::vector<fs::path> layered_dirs(const fs::path& sysconf_dir, const fs::path& config_path,
+                                   const char* name) {
+  std::vector<fs::path> dirs;
+  for (const auto& base : {sysconf_dir, config_path}) {
+    if (!base.empty()) dirs.push_back(base / name);
+  }
+  return dirs;
+}
+
 fs::path home_dir(const EnvLookup& env) { return env("HOME").value_or("/"); }
 
 }  // namespace
@@ -207,7 +218,7 @@ Settings Settings::load(const SettingsSources& sources) {
 
 std::vector<MountEntry> Settings::load_mounts(const EnvLookup& env) const {
   std::vector<MountEntry> out;
-  for (const auto& dir : {sysconf_dir / "mounts.d", config_path / "mounts.d"}) {
+  for (const auto& dir : layered_dirs(sysconf_dir, config_path, "mounts.d")) {
     for (const auto& f : files_in(dir, ".fstab")) {
       auto more = parse_mounts_text(read_text(f), env, f.string());
       out.insert(out.end(), more.begin(), more.end());
@@ -221,7 +232,7 @@ std::vector<MountEntry> Settings::load_mounts(const EnvLookup& env) const {
 std::vector<std::pair<std::string, std::string>> Settings::load_environ(
     const EnvLookup& env) const {
   std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& dir : {sysconf_dir / "environ.d", config_path / "environ.d"}) {
+  for (const auto& dir : layered_dirs(sysconf_dir, config_path, "environ.d")) {
     for (const auto& f : files_in(dir, ".env")) {
       auto more = parse_environ_text(read_text(f), env, f.string());
       out.insert(out.end(), more.begin(), more.end());
@@ -232,7 +243,7 @@ std::vector<std::pair<std::string, std::string>> Settings::load_environ(
 
 std::vector<fs::path> Settings::hooks() const {
   std::vector<fs::path> out;
-  for (const auto& dir : {sysconf_dir / "hooks.d", config_path / "hooks.d"}) {
+  for (const auto& dir : layered_dirs(sysconf_dir, config_path, "hooks.d")) {
     std::vector<fs::path> found;
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir, ec)) {

@@ -155,7 +155,13 @@ class OciLayoutSource : public ImageOrigin {
   // The index entry named tag_ (by its ref.name annotation), or the only one.
   Descriptor pick() const {
     std::string text = read_file(dir_ / "index.json", 4 << 20);
-    auto index = std::get<ImageIndex>(parse_manifest(text, media_type::kOciIndex));
+    auto parsed = parse_manifest(text, media_type::kOciIndex);
+    if (!std::holds_alternative<ImageIndex>(parsed)) {
+      throw Error(Errc::corrupt, (dir_ / "index.json").string() + " is a manifest, not an index",
+                  "an OCI layout's index.json lists its images; rewrite the layout with skopeo "
+                  "copy ... oci:DIR:TAG");
+    }
+    auto index = std::get<ImageIndex>(std::move(parsed));
     auto json = nlohmann::json::parse(text);  // valid: parse_manifest accepted it
     std::string names;
     for (size_t i = 0; i < index.manifests.size(); ++i) {
