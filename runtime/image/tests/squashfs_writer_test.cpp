@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "squashfs_listing.hpp"
 #include "subprocess.hpp"
 #include "util/error.hpp"
 
@@ -95,27 +96,6 @@ Node& add_file(Node& parent, const std::string& name, SquashfsWriter& w, const s
 
 // ---- reading images back with unsquashfs
 
-struct Listed {
-  std::string mode, owner, size, time, target;
-};
-
-// "drwxr-xr-x 0/0   27 2024-01-01 00:00 squashfs-root/a -> b", keyed by "/a".
-std::map<std::string, Listed> list_image(const fs::path& image) {
-  auto result = run_process({"unsquashfs", "-lln", "-UTC", image.string()});
-  EXPECT_EQ(result.exit_code, 0) << result.output;
-  static const std::regex kLine(
-      R"(^(\S+) (\S+)\s+(.+?) (\d{4}-\d\d-\d\d \d\d:\d\d) squashfs-root(.*?)(?: -> (.*))?$)");
-  std::map<std::string, Listed> out;
-  std::istringstream lines(result.output);
-  for (std::string line; std::getline(lines, line);) {
-    std::smatch m;
-    if (!std::regex_match(line, m, kLine)) continue;
-    std::string path = m[5].str().empty() ? "/" : m[5].str();
-    out[path] = {m[1], m[2], m[3], m[4], m[6]};
-  }
-  return out;
-}
-
 std::string read_file(const fs::path& path) {
   std::string data(fs::file_size(path), '\0');
   std::ifstream in(path, std::ios::binary);
@@ -152,7 +132,7 @@ TEST_F(SquashfsWriterTest, EmptyRoot) {
   w.finish(*root);
 
   EXPECT_EQ(fs::file_size(image_) % 4096, 0u);
-  auto listed = list_image(image_);
+  auto listed = test::list_squashfs(image_);
   ASSERT_EQ(listed.size(), 1u);
   EXPECT_EQ(listed["/"].mode, "drwx------");
   EXPECT_EQ(listed["/"].owner, "1000/1000");
@@ -172,7 +152,7 @@ TEST_F(SquashfsWriterTest, NestedDirectoriesKeepModesAndOwners) {
   add_file(b, "setuid", w, "x", 04755).uid = 33;
   w.finish(*root);
 
-  auto listed = list_image(image_);
+  auto listed = test::list_squashfs(image_);
   EXPECT_EQ(listed["/a"].mode, "drwxr-x---");
   EXPECT_EQ(listed["/a"].owner, "1000/100");
   EXPECT_EQ(listed["/a/b"].mode, "drwxrwxrwt");
@@ -241,7 +221,7 @@ TEST_F(SquashfsWriterTest, LargeDirectory) {
   add(*root, "after", dir());
   w.finish(*root);
 
-  auto listed = list_image(image_);
+  auto listed = test::list_squashfs(image_);
   EXPECT_EQ(listed.size(), 303u);
   fs::path out = extract(image_);
   size_t count = 0;
@@ -266,7 +246,7 @@ TEST_F(SquashfsWriterTest, Symlinks) {
   abs.uid = 7;
   w.finish(*root);
 
-  auto listed = list_image(image_);
+  auto listed = test::list_squashfs(image_);
   EXPECT_EQ(listed["/relative"].mode, "lrwxrwxrwx");
   EXPECT_EQ(listed["/relative"].target, "target");
   EXPECT_EQ(listed["/absolute"].target, "/usr/lib/x86_64-linux-gnu/libc.so.6");
@@ -311,7 +291,7 @@ TEST_F(SquashfsWriterTest, SpecialFilesInListing) {
   disk.gid = 6;
   w.finish(*root);
 
-  auto listed = list_image(image_);
+  auto listed = test::list_squashfs(image_);
   EXPECT_EQ(listed["/fifo"].mode, "prw--w----");
   EXPECT_EQ(listed["/socket"].mode, "srwxrwxrwx");
   EXPECT_EQ(listed["/null"].mode, "crw-rw-rw-");

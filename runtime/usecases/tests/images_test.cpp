@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "error_matchers.hpp"
+#include "test_folder.hpp"
 #include "util/error.hpp"
 
 namespace deepops {
@@ -16,17 +17,10 @@ namespace fs = std::filesystem;
 
 const std::optional<Errc> kErrorCode = std::nullopt;
 
-class FindImageTest : public ::testing::Test {
+class FindImageTest : public test::FolderTest {
  protected:
-  fs::path root =
-      fs::temp_directory_path() / ("usecases-images-" + std::to_string(getpid()) + "-" +
-                                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
   Settings settings;
-  void SetUp() override {
-    fs::remove_all(root);
-    settings.cache_path = root / "cache";
-  }
-  void TearDown() override { fs::remove_all(root); }
+  void SetUp() override { settings.cache_path = root / "cache"; }
   CachedImage add(const fs::path& cache_root, const std::string& hex, const std::string& ref) {
     ImageCache cache(cache_root);
     const std::string digest = "sha256:" + hex;
