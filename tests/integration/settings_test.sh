@@ -57,7 +57,11 @@ if ! in_home "${cli[@]}" DEEPOPS_ALLOW_HTTP="http://$DEEPOPS_LAB_REGISTRY/" "$CT
 else fail "DEEPOPS_ALLOW_HTTP=http://...: $(head -c 300 "$work/b2.out")"; fi
 
 # ---- c. one prefix rule for remove and start
-digest=$(in_home "${cli[@]}" "$CTR" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["digest"])')
+# (the image in the CLI's cache, with the flag every version took)
+in_home "${cli[@]}" "$CTR" import -q --allow-http "$DEEPOPS_LAB_REGISTRY" "$IMG" >/dev/null 2>&1 || true
+digest=$(in_home "${cli[@]}" "$CTR" list --json |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["digest"])' 2>/dev/null || true)
+[[ -n $digest ]] || fail "no image in the CLI's cache to match prefixes against"
 hex=${digest#sha256:}
 if ! in_home "${cli[@]}" "$CTR" remove "${hex:0:1}" >"$work/c.out" 2>&1 &&
   grep -q "no image '${hex:0:1}'" "$work/c.out" &&
@@ -94,13 +98,14 @@ if in_home timeout 120 srun -w n1 --container-image="$IMG" --container-save="$wo
   sh -c "$changes" >"$work/e.out" 2>&1; then
   pass "--container-save with OVERLAY fuse"
 else fail "--container-save: $(head -c 400 "$work/e.out")"; fi
-fuse=(DEEPOPS_OVERLAY=fuse DEEPOPS_ALLOW_HTTP=yes)
+fuse=(DEEPOPS_OVERLAY=fuse)
+in_home "${cli[@]}" "$CTR" import -q --allow-http "$DEEPOPS_LAB_REGISTRY" "$IMG" >/dev/null 2>&1 || true
 if in_home "${cli[@]}" "${fuse[@]}" "$CTR" create -n cmp "$IMG" >"$work/e2.out" 2>&1 &&
   in_home "${cli[@]}" "${fuse[@]}" "$CTR" start cmp sh -c "$changes" >>"$work/e2.out" 2>&1 &&
   in_home "${cli[@]}" "${fuse[@]}" "$CTR" export cmp "$work/out/exported.sqsh" >>"$work/e2.out" 2>&1; then
   pass "create, start and export with OVERLAY fuse"
 else fail "create/start/export: $(head -c 400 "$work/e2.out")"; fi
-listing() { unsquashfs -l -d '' "$1" 2>/dev/null | grep -v '^Parallel\|^[0-9]* inodes' | sort; }
+listing() { unsquashfs -l -d '' "$1" 2>/dev/null | grep -v '^Parallel\|^[0-9]* inodes' | sort || true; }
 saved=$(listing "$work/out/saved.sqsh")
 exported=$(listing "$work/out/exported.sqsh")
 if [[ -n $saved && $saved == "$exported" ]] && grep -qx /data/new.txt <<<"$saved" &&
