@@ -57,8 +57,8 @@ std::string hint_for(CURLcode code) {
       return "the registry (or a proxy in between) keeps closing the connection; check it, then "
              "retry";
     case CURLE_SSL_CONNECT_ERROR:
-      return "TLS handshake failed; if the registry speaks plain HTTP, allow it with "
-             "DEEPOPS_ALLOW_HTTP";
+      return "TLS handshake failed; if the registry speaks plain HTTP, allow it with the setting "
+             "ALLOW_HTTP (deepops.conf; deepops-ctr import --allow-http HOST:PORT)";
     default:
       return {};
   }
