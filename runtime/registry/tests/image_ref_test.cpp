@@ -127,13 +127,5 @@ TEST(RegistryImage, ManifestReferencePrefersDigest) {
   EXPECT_EQ(parse_registry_image("a:1@" + kSha).manifest_reference(), kSha);
 }
 
-TEST(Error, DescribeAppendsHint) {
-  Error with_hint(Errc::auth, "401 from nvcr.io", "check ~/.config/enroot/.credentials");
-  EXPECT_EQ(with_hint.describe(), "401 from nvcr.io (check ~/.config/enroot/.credentials)");
-  Error without(Errc::network, "connection refused");
-  EXPECT_EQ(without.describe(), "connection refused");
-  EXPECT_STREQ(to_string(Errc::no_space), "no space left");
-}
-
 }  // namespace
 }  // namespace deepops
