@@ -3,6 +3,8 @@
 # folder, and the clean-up at exit. Source it from the script's folder after
 # `set -euo pipefail`.
 # shellcheck shell=bash
+# The variables it sets are the sourcing script's:
+# shellcheck disable=SC2034
 
 # lab_test_init PREFIX: sets LAB, LAB_NAME (DEEPOPS_TEST_LAB, default main),
 # the lab's variables (its env file), USER_NAME, ETC (the plugin's settings
@@ -31,4 +33,5 @@ lab_test_cleanup() {
 }
 
 # as_user COMMAND...: in the lab's environment, as the test user, from $work.
+# shellcheck disable=SC2016 # $0 and $@ are the inner bash's
 as_user() { "$LAB" run --name "$LAB_NAME" -- bash -c 'cd "$0" && exec "$@"' "$work" "$@"; }
