@@ -16,6 +16,7 @@
 #include "backend.hpp"
 #include "datatype.hpp"
 #include "launch.hpp"
+#include "local_ranks.hpp"
 #include "metrics.hpp"
 #include "nccl_backend.hpp"
 #include "profile.hpp"
@@ -216,48 +217,43 @@ int run_rank(const AllReduceArgs& a, const LaunchInfo& where) {
   return v.pass ? 0 : 1;
 }
 
-// -np N: N ranks on this machine, meeting at a free loopback port.
+// -np N: N ranks on this machine, meeting at a free loopback port, under
+// this process's supervision (local_ranks.hpp): none outlives the run.
 int run_local(const AllReduceArgs& a, char** argv) {
   // A node without a GPU or NCCL says so once, not once per rank.
   if (a.backend == "nccl") probe_nccl({a.gpus, 0, a.nccl_library});
-  if (!a.profile.empty()) load_profile(a.profile, a.profile_dirs);
   auto [rendezvous, port] = listen_on(0);
-  std::vector<pid_t> children;
+  std::vector<LocalRank> ranks(static_cast<size_t>(a.np));
   for (int r = 0; r < a.np; ++r) {
-    pid_t pid = fork();
-    if (pid < 0) throw std::runtime_error("fork failed");
-    if (pid == 0) {
-      setenv("DEEPOPS_BENCH_RANK", std::to_string(r).c_str(), 1);
-      setenv("DEEPOPS_BENCH_SIZE", std::to_string(a.np).c_str(), 1);
-      setenv("MASTER_ADDR", "127.0.0.1", 1);
-      setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
-      setenv("DEEPOPS_BENCH_PARENT", std::to_string(getppid()).c_str(), 1);
-      if (r == 0) {
-        fcntl(rendezvous.get(), F_SETFD, 0);  // kept across exec for rank 0 only
-        setenv("DEEPOPS_BENCH_LISTEN_FD", std::to_string(rendezvous.get()).c_str(), 1);
-      }
-      execv("/proc/self/exe", argv);
-      _exit(2);
-    }
-    children.push_back(pid);
+    ranks[static_cast<size_t>(r)].env = {{"DEEPOPS_BENCH_RANK", std::to_string(r)},
+                                         {"DEEPOPS_BENCH_SIZE", std::to_string(a.np)},
+                                         {"MASTER_ADDR", "127.0.0.1"},
+                                         {"MASTER_PORT", std::to_string(port)},
+                                         {"DEEPOPS_BENCH_PARENT", std::to_string(getpid())}};
   }
-  // Rank 0 has its own copy: a parent holding one would keep the port open
-  // (late ranks queued forever) after rank 0 died.
-  rendezvous = Socket();
-  int worst = 0;
-  for (pid_t pid : children) {
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 2;
-    worst = std::max(worst, code);
-  }
-  return worst;
+  // Rank 0 keeps the listening socket across its exec; the parent closes its
+  // own copy once the ranks run (holding it would keep the port open, late
+  // ranks queued forever, after rank 0 died).
+  ranks[0].env.emplace_back("DEEPOPS_BENCH_LISTEN_FD", std::to_string(rendezvous.get()));
+  ranks[0].keep_fd = rendezvous.get();
+  return run_local_ranks(ranks, argv, std::chrono::seconds(5),
+                         [&rendezvous] { rendezvous = Socket(); });
+}
+
+// Everything a rank would refuse, refused once, before anything forks or
+// connects: types, reductions, sizes, the profile.
+void check_inputs(const AllReduceArgs& a) {
+  const DataType t = parse_type(a.type);
+  (void)parse_op(a.op);
+  (void)message_sizes(parse_size(a.min_bytes), parse_size(a.max_bytes), a.factor,
+                      parse_size(a.increment), type_size(t));
+  if (!a.profile.empty()) load_profile(a.profile, a.profile_dirs);
 }
 
 }  // namespace
 
 int run_allreduce(const AllReduceArgs& a, char** argv) {
+  check_inputs(a);
   const LaunchInfo where = detect_launch(env);
   if (a.np > 0 && where.launcher != "local") return run_local(a, argv);
   return run_rank(a, where);

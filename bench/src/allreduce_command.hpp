@@ -6,6 +6,10 @@
 namespace deepops::bench {
 
 // deepops-bench allreduce's options, as parsed from the command line.
+// -np's bound: more ranks than this on one machine measure nothing but the
+// scheduler, and a typo (-np 100000) must not fork a process storm.
+inline constexpr int kMaxLocalRanks = 256;
+
 struct AllReduceArgs {
   std::string min_bytes = "32M", max_bytes = "32M", type = "float", op = "sum";
   double factor = 2;

@@ -108,7 +108,11 @@ void add_allreduce(CLI::App& app, AllReduceArgs& a) {
       ->capture_default_str();
   ar->add_option("--nccl-library", a.nccl_library, "libnccl.so.2 to load (default: the loader's)")
       ->envname("DEEPOPS_BENCH_NCCL_LIBRARY");
-  ar->add_option("--np", a.np, "fork this many ranks on this machine (also -np, as mpirun)");
+  ar->add_option("--np", a.np,
+                 "fork this many ranks on this machine, 1 to " + std::to_string(kMaxLocalRanks) +
+                     " (also -np, as mpirun)")
+      ->type_name("N")
+      ->check(CLI::Range(1, kMaxLocalRanks));
   ar->add_option("--rendezvous", a.rendezvous, "HOST:PORT where rank 0 listens");
   auto* expect =
       ar->add_option("--expect", a.expect, "the busbw (GB/s) the largest message must reach");

@@ -49,6 +49,56 @@ if [[ $rc == 2 ]] && grep -q "minimum size (-b) is above the maximum" "$work/out
   pass "a usage error: its reason, exit 2"
 else fail "usage error (exit $rc): $(cat "$work/out")"; fi
 
+# -np out of bounds: refused before anything forks (-np 100000 once forked
+# ~10,000 ranks; -np 0 and -3 ran one rank and printed PASS).
+for np in 0 -3 100000; do
+  rc=0
+  timeout 30 "$BENCH" allreduce --backend cpu -np "$np" -b 8 -e 8 >"$work/out" 2>&1 || rc=$?
+  if [[ $rc == 2 ]] && grep -q "not in range 1 to 256" "$work/out" && ! grep -q "PASS\|^#" "$work/out"; then
+    pass "-np $np: refused before any rank starts, exit 2"
+  else fail "-np $np (exit $rc): $(head -c 300 "$work/out")"; fi
+done
+# A bad input is refused once, not once per rank.
+rc=0
+timeout 30 "$BENCH" allreduce --backend cpu -np 3 -o avg -b 8 -e 8 >"$work/out" 2>&1 || rc=$?
+if [[ $rc == 2 && $(grep -c "unknown reduction 'avg'" "$work/out") == 1 ]]; then
+  pass "-np 3 -o avg: one error line, exit 2"
+else fail "-np 3 -o avg (exit $rc): $(head -c 300 "$work/out")"; fi
+
+# No orphans: one rank SIGKILLed mid-run, then the parent SIGTERMed, then the
+# parent SIGKILLed: every time, no rank is left (ps), and the parent says why.
+mark=$work/np-run.json  # in every rank's command line: how ps finds them
+ranks_left() { pgrep -f -- "$mark" | wc -l; }
+# shellcheck disable=SC2317 # called through wait_until
+no_ranks_left() { [[ $(ranks_left) == 0 ]]; }
+start_long_run() {
+  "$BENCH" allreduce --backend cpu -np 4 -b 1M -e 256M -n 500 -w 1 -J "$mark" >"$work/out" 2>&1 &
+  parent=$!
+  # shellcheck disable=SC2317 # called through wait_until
+  four_ranks() { [[ $(pgrep -P "$parent" | wc -l) == 4 ]]; }
+  wait_until 300 four_ranks || fail "-np 4: the four ranks never ran"
+}
+start_long_run
+pgrep -P "$parent" | sed -n 2p | xargs -r kill -KILL
+rc=0
+wait "$parent" || rc=$?
+if [[ $rc == 2 ]] && wait_until 100 no_ranks_left && grep -q "rank [0-9] died of signal 9 (Killed): stopping the other 3 ranks" "$work/out"; then
+  pass "-np 4, one rank SIGKILLed: the others stopped, exit 2, none left"
+else fail "-np 4, a rank killed (exit $rc, $(ranks_left) left): $(tail -c 300 "$work/out")"; fi
+start_long_run
+kill -TERM "$parent"
+rc=0
+wait "$parent" || rc=$?
+if [[ $rc == 143 ]] && no_ranks_left && grep -q "signal 15 (Terminated): stopping the 4 ranks" "$work/out"; then
+  pass "-np 4, the parent SIGTERMed: it reaps all four ranks first, exit 143"
+else fail "-np 4, parent SIGTERMed (exit $rc, $(ranks_left) left): $(tail -c 300 "$work/out")"; fi
+start_long_run
+kill -KILL "$parent"
+wait "$parent" 2>/dev/null || true
+if wait_until 100 no_ranks_left; then
+  pass "-np 4, the parent SIGKILLed: the ranks die with it"
+else fail "-np 4, parent SIGKILLed: $(ranks_left) ranks left"; fi
+
 # The nccl backend (the default) where there is no GPU: one clear message,
 # even for several ranks, and exit 2.
 if ldconfig -p | grep -q 'libcuda\.so\.1 '; then
