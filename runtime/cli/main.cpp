@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -105,17 +106,21 @@ int run_import(const ImportArgs&, const std::string&, char** argv) {
               "reinstall the deepops package");
 }
 #else
-std::string joined(const std::vector<std::string>& items, char separator) {
-  std::string out;
-  for (const auto& item : items) out += (out.empty() ? "" : std::string(1, separator)) + item;
-  return out;
-}
-
+// The flags, as the last layer of the settings. Lists are taken item by
+// item: a folder may hold ':', and each host is checked on its own.
 void apply_import_flags(Settings& s, const ImportArgs& a) {
   if (!a.ca_file.empty()) s.set("CA_FILE", a.ca_file, "--ca-file");
-  if (!a.allow_http.empty()) s.set("ALLOW_HTTP", joined(a.allow_http, ','), "--allow-http");
-  if (!a.system_caches.empty())
-    s.set("SYSTEM_CACHE", joined(a.system_caches, ':'), "--system-cache");
+  if (!a.allow_http.empty()) {
+    s.allow_http.clear();
+    for (const auto& item : a.allow_http) {
+      for (auto& host : parse_host_list(item, "--allow-http")) s.allow_http.push_back(host);
+    }
+    s.origin["ALLOW_HTTP"] = "--allow-http";
+  }
+  if (!a.system_caches.empty()) {
+    s.system_caches.assign(a.system_caches.begin(), a.system_caches.end());
+    s.origin["SYSTEM_CACHE"] = "--system-cache";
+  }
   if (!a.mirrors_config.empty()) s.set("MIRRORS_CONFIG", a.mirrors_config, "--mirrors-config");
 }
 
@@ -203,7 +208,14 @@ int run_list(const std::string& cache, bool as_json) {
 
 int run_gc(const std::string& cache, const std::string& max_size) {
   std::optional<int64_t> max;
-  if (!max_size.empty()) max = static_cast<int64_t>(parse_size(max_size, "--max-size"));
+  if (!max_size.empty()) {
+    const uint64_t bytes = parse_size(max_size, "--max-size");
+    if (bytes > static_cast<uint64_t>(INT64_MAX)) {
+      throw Error(Errc::invalid_argument, "--max-size: '" + max_size + "' is more than any disk",
+                  "give the most the cache may hold, e.g. 500G");
+    }
+    max = static_cast<int64_t>(bytes);
+  }
   auto r = ImageCache(load_settings(cache).cache_path).gc(max);
   std::printf(
       "removed %d images and %d leftovers of interrupted imports, freeing %s; %s of images kept\n",

@@ -9,10 +9,6 @@
 namespace deepops {
 namespace {
 
-bool has_squashfs_suffix(std::string_view s) {
-  return s.ends_with(".sqsh") || s.ends_with(".squashfs") || s.ends_with(".sqfs");
-}
-
 struct Transport {
   std::string_view prefix;
   OfflineImage::Format format;
@@ -41,6 +37,10 @@ std::optional<OfflineImage> parse_offline(std::string_view text) {
 }
 
 }  // namespace
+
+bool has_squashfs_suffix(std::string_view s) {
+  return s.ends_with(".sqsh") || s.ends_with(".squashfs") || s.ends_with(".sqfs");
+}
 
 ImageSource parse_image_source(std::string_view text) {
   if (!text.empty() && (text.front() == '/' || text.front() == '.')) {

@@ -38,6 +38,9 @@ using ImageSource = std::variant<RegistryImage, SquashfsFile, OfflineImage>;
 // saying how to write it instead.
 ImageSource parse_image_source(std::string_view text);
 
+// "x.sqsh", "x.sqfs", "x.squashfs": a name that looks like a squashfs file.
+bool has_squashfs_suffix(std::string_view name);
+
 // How the source is shown in messages: as the user wrote it, normalised.
 std::string describe(const ImageSource& source);
 

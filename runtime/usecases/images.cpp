@@ -86,19 +86,24 @@ std::vector<CachedImage> lookup_image(const ImageCache& cache, const std::string
 }
 
 FoundImage find_image(const std::string& text, const Settings& settings, const fs::path& cwd) {
+  std::optional<ImageSource> source;
   std::optional<Error> unparsed;
   try {
-    const ImageSource source = parse_image_source(text);
-    if (const auto* file = std::get_if<SquashfsFile>(&source)) {
-      return read_squashfs_file(*file, cwd);
-    }
-    if (std::holds_alternative<OfflineImage>(source)) {
-      throw Error(Errc::invalid_argument, "'" + text + "' must be imported before it can run",
-                  "deepops-ctr import " + text + ", then start the image it prints");
-    }
+    source = parse_image_source(text);
   } catch (const Error& e) {
-    if (e.code() != Errc::invalid_argument || text.starts_with('/') || text.starts_with('.')) throw;
     unparsed = e;  // a digest prefix is no reference: looked up all the same
+  }
+  if (source && std::holds_alternative<SquashfsFile>(*source)) {
+    return read_squashfs_file(std::get<SquashfsFile>(*source), cwd);
+  }
+  if (source && std::holds_alternative<OfflineImage>(*source)) {
+    throw Error(Errc::invalid_argument, "'" + text + "' must be imported before it can run",
+                "deepops-ctr import " + text + ", then start the image it prints");
+  }
+  // As Enroot's start takes it: IMAGE.sqsh, here, is that file (`import -o
+  // IMAGE.sqsh` prints the name as given).
+  if (has_squashfs_suffix(text) && access((cwd / text).c_str(), F_OK) == 0) {
+    return read_squashfs_file(SquashfsFile{text}, cwd);
   }
   // The user's cache first, then the admin's read-only ones.
   std::vector<ImageCache> caches = {ImageCache(settings.cache_path)};
@@ -114,11 +119,10 @@ FoundImage find_image(const std::string& text, const Settings& settings, const f
       return {hits[0].squashfs, hits[0].config, text, std::nullopt};
     }
   }
-  if (unparsed && !std::all_of(text.begin(), text.end(), [](char c) {
-        return std::isxdigit(static_cast<unsigned char>(c)) || c == ':';
-      })) {
-    throw *unparsed;
-  }
+  const bool hex = std::all_of(text.begin(), text.end(), [](char c) {
+    return std::isxdigit(static_cast<unsigned char>(c)) || c == ':';
+  });
+  if (unparsed && !hex) throw *unparsed;
   throw Error(Errc::not_found,
               "image '" + text + "' is not in the cache " + settings.cache_path.string(),
               "import it first: deepops-ctr import " + text);

@@ -185,10 +185,20 @@ void apply_option(ContainerRequest& r, std::string_view option, const char* opta
                   const EnvLookup& env) {
   if (option == "container-image") {
     r.image = required(option, optarg);
+    ImageSource source;
     try {
-      parse_image_source(r.image);
+      source = parse_image_source(r.image);
     } catch (const Error& e) {
       throw bad(option, e.what(), e.hint());
+    }
+    // A step runs registry images and squashfs files; an offline copy is
+    // imported first. The prefix may also be a Docker Hub name's: docker://
+    // says which.
+    if (std::holds_alternative<OfflineImage>(source)) {
+      throw bad(option, "'" + r.image + "' names an offline image copy, which a step cannot read",
+                "import it first (deepops-ctr import -o IMAGE.sqsh " + r.image +
+                    ") and give the .sqsh file; for a registry image of that name write docker://" +
+                    r.image);
     }
   } else if (option == "container-mounts") {
     auto more = parse_container_mounts(required(option, optarg), env);

@@ -76,6 +76,8 @@ TEST_F(FindImageTest, FilesAreReadWhereTheyAreAndOfflineImagesAreImportedFirst) 
   EXPECT_EQ(find_image("./x.sqsh", settings, root / "work").squashfs, root / "work/./x.sqsh");
   EXPECT_ERROR_MENTIONS(find_image("./missing.sqsh", settings, root), "cannot read the image file");
   EXPECT_ERROR_MENTIONS(find_image("x.sqsh", settings, root), "looks like a squashfs file");
+  // As Enroot's start: a squashfs name that is a file here is that file.
+  EXPECT_EQ(find_image("x.sqsh", settings, root / "work").squashfs, root / "work/x.sqsh");
   EXPECT_ERROR_MENTIONS(find_image("oci-archive:/srv/x.tar", settings, root), "must be imported");
 }
 

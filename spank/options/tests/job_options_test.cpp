@@ -140,6 +140,15 @@ TEST(ApplyOption, ErrorsNameTheOption) {
             std::string::npos);
 }
 
+TEST(ApplyOption, AnOfflineImageCopyIsRefusedAtSubmitWithBothReadings) {
+  ContainerRequest r;
+  const std::string message =
+      error_of([&] { apply_option(r, "container-image", "oci:latest", kNoEnv); });
+  EXPECT_NE(message.find("offline image copy"), std::string::npos) << message;
+  apply_option(r, "container-image", "docker://oci:latest", kNoEnv);  // the registry's
+  EXPECT_EQ(r.image, "docker://oci:latest");
+}
+
 TEST(ApplyEnvironment, VariablesFillWhatTheCommandLineLeft) {
   ContainerRequest r;
   apply_option(r, "container-image", "ubuntu:22.04", kNoEnv);
