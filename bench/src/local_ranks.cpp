@@ -55,13 +55,20 @@ class Supervisor {
     }
     stop();
   }
-  void failed_to_start() {
+  void failed_to_start(size_t rank, int err) {
+    std::fprintf(stderr, "deepops-bench: cannot start rank %zu: %s\n", rank, std::strerror(err));
     worst_ = std::max(worst_, 2);
     stop();
   }
   void reap() {
     int status = 0;
-    for (pid_t pid; (pid = waitpid(-1, &status, WNOHANG)) > 0;) {
+    pid_t pid = 0;
+    while ((pid = waitpid(-1, &status, WNOHANG)) != 0) {
+      if (pid < 0) {
+        if (errno == EINTR) continue;
+        running_.clear();  // ECHILD: none left, whatever reaped them
+        return;
+      }
       const auto it = running_.find(pid);
       if (it == running_.end()) continue;
       const int rank = it->second;
@@ -112,13 +119,20 @@ int run_local_ranks(const std::vector<LocalRank>& ranks, char** argv, std::chron
   sigemptyset(&watched);
   for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) sigaddset(&watched, sig);
   sigprocmask(SIG_BLOCK, &watched, &old);
+  // A launcher may have left SIGCHLD ignored (it survives exec): the kernel
+  // would then reap the ranks itself and say nothing.
+  struct sigaction default_child {
+  }, old_child{};
+  default_child.sa_handler = SIG_DFL;
+  sigemptyset(&default_child.sa_mask);
+  sigaction(SIGCHLD, &default_child, &old_child);
   const pid_t parent = getpid();
   Supervisor ranks_running(grace);
   for (size_t r = 0; r < ranks.size(); ++r) {
     const pid_t pid = fork();
     if (pid == 0) exec_rank(ranks[r], argv, parent, old);
     if (pid < 0) {
-      ranks_running.failed_to_start();
+      ranks_running.failed_to_start(r, errno);
       break;
     }
     ranks_running.started(pid, static_cast<int>(r));
@@ -132,6 +146,7 @@ int run_local_ranks(const std::vector<LocalRank>& ranks, char** argv, std::chron
       ranks_running.signalled(sig);
     }
   }
+  sigaction(SIGCHLD, &old_child, nullptr);
   sigprocmask(SIG_SETMASK, &old, nullptr);
   return ranks_running.status();
 }
