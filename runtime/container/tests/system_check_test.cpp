@@ -145,7 +145,8 @@ TEST_F(SystemCheckTest, ADevFuseThatIsNotADeviceIsMissing) {
   good_host();
   std::ofstream(root / "fuse") << "a regular file";
   options.dev_fuse = root / "fuse";
-  const CheckResult& r = find(run_system_checks(options), "/dev/fuse usable by users");
+  const auto results = run_system_checks(options);
+  const CheckResult& r = find(results, "/dev/fuse usable by users");
   EXPECT_EQ(r.status, Status::fail);
   EXPECT_NE(r.detail.find("is missing"), std::string::npos) << r.detail;
   EXPECT_FALSE(r.fix.empty());
