@@ -89,8 +89,10 @@ bool is_locked(const fs::path& lock) {
   return flock(fd.get(), LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
 }
 
-// Overlay leaves its work/work folder with mode 000: open folders up as the
-// walk goes, since every file here is the user's.
+}  // namespace
+
+// Folders are opened up (0700) as the walk goes: overlay leaves work/work
+// with mode 000, and every file here is the user's.
 void remove_tree(const fs::path& p) {
   std::error_code ec;
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -106,8 +108,6 @@ void remove_tree(const fs::path& p) {
   if (ec)
     throw Error(errc_from_errno(ec.value()), "cannot remove " + p.string() + ": " + ec.message());
 }
-
-}  // namespace
 
 ContainerStore::ContainerStore(fs::path data_path) : root_(std::move(data_path) / "containers") {}
 

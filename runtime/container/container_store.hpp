@@ -68,4 +68,9 @@ class ContainerStore {
   std::filesystem::path root_;
 };
 
+// Removes a writable layer's folder (upper/, work/) and all it holds, even
+// the mode-000 work/work that overlayfs leaves behind. Throws an Error naming
+// it when it cannot.
+void remove_tree(const std::filesystem::path& dir);
+
 }  // namespace deepops

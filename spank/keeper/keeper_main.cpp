@@ -45,7 +45,7 @@ KeeperLog save(const std::string& text) {
       ExportRequest{report.squashfs, ImageConfig::from_json(report.image), report.container,
                     report.layer_dir, report.runtime_dir, parse_overlay_kind(report.overlay)},
       report.save_to);
-  if (report.layer_is_temporary) fs::remove_all(report.layer_dir);
+  if (report.layer_is_temporary) remove_tree(report.layer_dir);
   return KeeperLog{true, "", {}};
 }
 

@@ -548,7 +548,7 @@ std::optional<KeeperReport> plan_named(KeeperPlan& plan, const ContainerRequest&
         rep.layer_dir =
             settings.data_path / ".save" / (step.job_id + "." + step.step_id + "." + step.node);
         rep.layer_is_temporary = true;
-        fs::remove_all(rep.layer_dir);
+        remove_tree(rep.layer_dir);  // a step of an earlier lab, cluster or crash
         fs::create_directories(rep.layer_dir / "upper");
         fs::create_directories(rep.layer_dir / "work");
         plan.spec.persistent_dir = rep.layer_dir;

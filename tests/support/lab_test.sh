@@ -10,7 +10,8 @@
 # the lab's variables (its env file), USER_NAME, ETC (the plugin's settings
 # folder) and work (a fresh 0755 folder). At exit the plugin is taken out of
 # the lab, the files listed in lab_test_files are removed, the script's own
-# on_cleanup runs if it has one, and work is removed.
+# on_cleanup runs if it has one, and work is removed (kept with KEEP_WORK=1,
+# to look at after a failure).
 lab_test_files=()
 lab_test_init() {
   LAB=$(cd "$(dirname "${BASH_SOURCE[0]}")/../lab" && pwd)/lab
@@ -29,7 +30,7 @@ lab_test_cleanup() {
   "$LAB" plugin --name "$LAB_NAME" >/dev/null 2>&1 || true
   rm -f "${lab_test_files[@]}"
   if declare -F on_cleanup >/dev/null; then on_cleanup; fi
-  rm -rf "$work"
+  [[ -n ${KEEP_WORK:-} ]] || rm -rf "$work"
 }
 
 # as_user COMMAND...: in the lab's environment, as the test user, from $work.
