@@ -183,7 +183,8 @@ TEST_F(RegistryClientTest, PlainHttpOnlyWhenAllowed) {
   RegistryClient c(parse_registry_image(lab.var("DEEPOPS_LAB_REGISTRY") + "/deepops/tiny"), o);
   std::string hint;
   EXPECT_EQ(error_of([&] { c.resolve(http, host_platform()); }, nullptr, &hint), Errc::network);
-  EXPECT_NE(hint.find("DEEPOPS_ALLOW_HTTP"), std::string::npos) << hint;
+  EXPECT_NE(hint.find("ALLOW_HTTP"), std::string::npos) << hint;    // the setting
+  EXPECT_NE(hint.find("--allow-http"), std::string::npos) << hint;  // and the flag
 }
 
 TEST_F(RegistryClientTest, BlobWithWrongDigestIsCorruptAndRejected) {
