@@ -14,13 +14,15 @@ namespace deepops {
 namespace fs = std::filesystem;
 namespace {
 
+constexpr uint64_t kMaxImageMountLinger = 24 * 3600;
+
 const std::vector<std::string>& known_keys() {
   static const std::vector<std::string> keys = {
       "RUNTIME_PATH",        "CACHE_PATH",     "DATA_PATH",       "CONFIG_PATH",
       "MOUNT_HOME",          "REMAP_ROOT",     "ROOTFS_WRITABLE", "RESTRICT_DEV",
       "DRIVER_LIBRARY_DIRS", "HOST_ROOT",      "OVERLAY",         "SLURM_TMPFS",
       "ALLOW_HTTP",          "CA_FILE",        "SYSTEM_CACHE",    "IMPORT_MAX_SIZE",
-      "IMPORT_MAX_ENTRIES",  "SECCOMP_FILTER", "MIRRORS_CONFIG"};
+      "IMPORT_MAX_ENTRIES",  "SECCOMP_FILTER", "MIRRORS_CONFIG",  "IMAGE_MOUNT_LINGER"};
   return keys;
 }
 
@@ -32,7 +34,7 @@ bool is_enroot_alias(const std::string& key) {
   return key != "CACHE_PATH" && key != "DATA_PATH" && key != "DRIVER_LIBRARY_DIRS" &&
          key != "HOST_ROOT" && key != "OVERLAY" && key != "SLURM_TMPFS" && key != "CA_FILE" &&
          key != "SYSTEM_CACHE" && key != "SECCOMP_FILTER" && key != "MIRRORS_CONFIG" &&
-         !key.starts_with("IMPORT_MAX_");
+         key != "IMAGE_MOUNT_LINGER" && !key.starts_with("IMPORT_MAX_");
 }
 
 std::string read_text(const fs::path& p) {
@@ -154,6 +156,8 @@ void Settings::set(const std::string& key, const std::string& value, const std::
                   "leave it unset for the default");
     }
     (key == "IMPORT_MAX_SIZE" ? import_limits.max_bytes : import_limits.max_entries) = n;
+  } else if (key == "IMAGE_MOUNT_LINGER") {
+    image_mount_linger = std::chrono::seconds(parse_seconds(value, what, kMaxImageMountLinger));
   } else if (key == "HOST_ROOT") {
     host_root = value.empty() ? "/" : value;
   } else {

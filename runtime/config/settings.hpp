@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -71,6 +72,9 @@ struct Settings {
   std::filesystem::path mirrors_config;
   // IMPORT_MAX_SIZE, IMPORT_MAX_ENTRIES: what one image may unpack to.
   MergeLimits import_limits;
+  // IMAGE_MOUNT_LINGER: how long an image's shared mount outlives the last
+  // container using it (seconds); 0: each container mounts its own.
+  std::chrono::seconds image_mount_linger{10};
 
   // Where each key's value came from ("default", "/etc/deepops/deepops.conf:3",
   // "environment (ENROOT_REMAP_ROOT)"), for `deepops-ctr config`.

@@ -96,4 +96,28 @@ std::vector<std::string> parse_host_list(const std::string& value, const std::st
   return hosts;
 }
 
+uint64_t parse_seconds(const std::string& value, const std::string& what, uint64_t max) {
+  const std::string v = trim(value);
+  size_t digits = 0;
+  while (digits < v.size() && v[digits] >= '0' && v[digits] <= '9') ++digits;
+  const std::string unit = to_lower(trim(v.substr(digits)));
+  const uint64_t scale = unit.empty() || unit == "s" ? 1
+                         : unit == "m"               ? 60
+                         : unit == "h"               ? 3600
+                                                     : 0;
+  uint64_t n = 0;
+  bool ok = digits > 0 && digits <= 9 && scale != 0;
+  if (ok) {
+    n = std::stoull(v.substr(0, digits)) * scale;
+    ok = n <= max;
+  }
+  if (!ok) {
+    throw Error(
+        Errc::invalid_argument,
+        what + ": '" + value + "' is not a time from 0 to " + std::to_string(max) + " seconds",
+        "write whole seconds, or with s, m or h (30, 2m)");
+  }
+  return n;
+}
+
 }  // namespace deepops

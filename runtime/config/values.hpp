@@ -25,4 +25,7 @@ bool parse_bool(const std::string& value, const std::string& what);
 // Enroot's ENROOT_ALLOW_HTTP is yes/no, ours also names registries.
 std::vector<std::string> parse_host_list(const std::string& value, const std::string& what);
 
+// Whole seconds from 0 to `max`: "30", "30s", "2m", "1h" (no fraction).
+uint64_t parse_seconds(const std::string& value, const std::string& what, uint64_t max);
+
 }  // namespace deepops

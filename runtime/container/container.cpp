@@ -22,6 +22,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <tuple>
 
 #include "container/admin_hooks.hpp"
@@ -30,6 +32,7 @@
 #include "container/overlay_mount.hpp"
 #include "container/passwd.hpp"
 #include "container/rootfs_mounter.hpp"
+#include "container/shared_image.hpp"
 #include "container/squashfs_mount.hpp"
 #include "image/image_cache.hpp"
 #include "image/tree_snapshot.hpp"
@@ -314,15 +317,26 @@ void run_ldconfig() {
 // the overlay (upper and work on the tmpfs, or in a named container's folder).
 class LayeredRoot {
  public:
-  LayeredRoot(const ContainerSpec& spec, const fs::path& scratch)
+  // `shared`: the image's mount from its server (shared_image.hpp), attached
+  // here; without one, or where it cannot be attached, a mount of our own.
+  LayeredRoot(const ContainerSpec& spec, const fs::path& scratch, SharedImage* shared = nullptr)
       : scratch_(mount_scratch(scratch)),
-        image_(spec.squashfs, scratch / "lower"),
+        image_(mount_image(spec, scratch / "lower", shared)),
         overlay_(lowers(spec, scratch), layer_dir(spec, scratch, "upper"),
                  layer_dir(spec, scratch, "work"), scratch / "root", spec.overlay) {}
   fs::path root() const { return scratch_ / "root"; }
-  pid_t server_pid() const { return image_.server_pid(); }
+  // The servers this process started: none when the image's server serves.
+  const std::vector<pid_t>& server_pids() const {
+    static const std::vector<pid_t> none;
+    return image_ ? image_->server_pids() : none;
+  }
 
  private:
+  static std::unique_ptr<SquashfsMount> mount_image(const ContainerSpec& spec,
+                                                    const fs::path& lower, SharedImage* shared) {
+    if (shared != nullptr && shared->attach(lower)) return nullptr;
+    return std::make_unique<SquashfsMount>(spec.squashfs, lower);
+  }
   static fs::path mount_scratch(const fs::path& s) {
     if (mount("tmpfs", s.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") != 0) {
       throw sys_error("cannot mount a tmpfs on " + s.string(), errno);
@@ -342,7 +356,7 @@ class LayeredRoot {
     return (spec.persistent_dir ? *spec.persistent_dir : s) / name;
   }
   fs::path scratch_;
-  SquashfsMount image_;
+  std::unique_ptr<SquashfsMount> image_;
   OverlayMount overlay_;
 };
 
@@ -406,11 +420,29 @@ struct Launch {
   child_fail(pipe_fd, "exec", errno);
 }
 
-int wait_forwarding_signals(pid_t child, pid_t server, const sigset_t& waited);
+bool is_server(pid_t pid, const std::vector<pid_t>& servers) {
+  return std::find(servers.begin(), servers.end(), pid) != servers.end();
+}
+
+// One server gone leaves the request it was answering unanswered, and its
+// reader waiting for as long as the others keep the mount alive: so the
+// others are stopped too, the mount fails every request at once
+// (ENOTCONN), and the command sees an error instead of a hang.
+void server_died(pid_t pid, int status, const std::vector<pid_t>& servers) {
+  std::fprintf(stderr,
+               "deepops-ctr: a squashfs server of the container (pid %d) died (status %d); "
+               "the image is no longer readable\n",
+               static_cast<int>(pid), status);
+  for (pid_t other : servers) {
+    if (other != pid) kill(other, SIGKILL);
+  }
+}
+
+int wait_forwarding_signals(pid_t child, const std::vector<pid_t>& servers, const sigset_t& waited);
 CommandError failure_error(const ChildFailure& f, const Launch& l, const std::string& where);
 
 // Forks the command, passes signals on, and returns its exit status.
-int spawn_and_wait(Launch& launch, const std::string& where, pid_t server) {
+int spawn_and_wait(Launch& launch, const std::string& where, const std::vector<pid_t>& servers) {
   sigset_t waited, original;
   sigemptyset(&waited);
   for (int sig :
@@ -430,13 +462,14 @@ int spawn_and_wait(Launch& launch, const std::string& where, pid_t server) {
   ssize_t n;
   while ((n = read(report.get(), &failure, sizeof(failure))) < 0 && errno == EINTR) {
   }
-  int status = wait_forwarding_signals(child, server, waited);
+  int status = wait_forwarding_signals(child, servers, waited);
   sigprocmask(SIG_SETMASK, &original, nullptr);
   if (n == sizeof(failure)) throw failure_error(failure, launch, where);
   return status;
 }
 
-int wait_forwarding_signals(pid_t child, pid_t server, const sigset_t& waited) {
+int wait_forwarding_signals(pid_t child, const std::vector<pid_t>& servers,
+                            const sigset_t& waited) {
   for (;;) {
     siginfo_t info{};
     int sig = sigwaitinfo(&waited, &info);
@@ -451,9 +484,8 @@ int wait_forwarding_signals(pid_t child, pid_t server, const sigset_t& waited) {
       if (pid == child) {
         if (WIFEXITED(status)) return WEXITSTATUS(status);
         if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-      } else if (pid == server) {
-        std::fprintf(stderr, "deepops-ctr: the squashfs server of the container died (status %d)\n",
-                     status);
+      } else if (is_server(pid, servers)) {
+        server_died(pid, status, servers);
       }
     }
   }
@@ -482,7 +514,7 @@ CommandError failure_error(const ChildFailure& f, const Launch& l, const std::st
 
 // A holding keeper has no command: it waits to be told to stop, and reaps
 // whatever its children were.
-int hold_until_stopped(pid_t server) {
+int hold_until_stopped(const std::vector<pid_t>& servers) {
   sigset_t waited;
   sigemptyset(&waited);
   for (int sig : {SIGCHLD, SIGHUP, SIGINT, SIGTERM}) sigaddset(&waited, sig);
@@ -495,9 +527,8 @@ int hold_until_stopped(pid_t server) {
     int status = 0;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-      if (pid == server) {
-        std::fprintf(stderr, "deepops-ctr: the squashfs server of the container died (status %d)\n",
-                     status);
+      if (is_server(pid, servers)) {
+        server_died(pid, status, servers);
         return 1;
       }
     }
@@ -665,10 +696,16 @@ int run_container(const ContainerSpec& spec) {
   if (spec.remap_root || spec.mount_home) env["HOME"] = home_in_container(spec, user);
 
   ScratchDir scratch(spec.runtime_dir);
+  // Reached before the namespaces: the server is the user's, not this
+  // container's, and outlives it.
+  std::optional<SharedImage> shared;
+  if (spec.image_mount_linger.count() > 0) {
+    shared = SharedImage::connect(spec.squashfs, spec.runtime_dir, spec.image_mount_linger);
+  }
   enter_namespaces(spec, user, spec.remap_root);
   if (spec.unshare_net) bring_up_loopback();
   const fs::path s = scratch.path();
-  LayeredRoot layers(spec, s);
+  LayeredRoot layers(spec, s, shared ? &*shared : nullptr);
 
   RootfsMounter rootfs(layers.root());
   mount_system(rootfs, spec, s, user, uid, gid);
@@ -696,8 +733,8 @@ int run_container(const ContainerSpec& spec) {
                                  launch.workdir_required, spec.remap_root,
                                  init ? init->output() : std::string()});
   }
-  if (spec.hold) return hold_until_stopped(layers.server_pid());
-  return spawn_and_wait(launch, spec.image_name, layers.server_pid());
+  if (spec.hold) return hold_until_stopped(layers.server_pids());
+  return spawn_and_wait(launch, spec.image_name, layers.server_pids());
 }
 
 int exec_in_container(const ExecSpec& spec) {
@@ -709,7 +746,7 @@ int exec_in_container(const ExecSpec& spec) {
   launch.workdir = spec.workdir;
   launch.workdir_required = spec.workdir_required;
   launch.id_call_filter = spec.id_call_filter;
-  return spawn_and_wait(launch, what, -1);
+  return spawn_and_wait(launch, what, {});
 }
 
 void export_container(const ContainerSpec& spec, const fs::path& out) {

@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -59,6 +60,11 @@ struct ContainerSpec {
   std::map<std::string, std::string> hook_env;
   // Admin hooks (hooks.d executables), run in order after the native ones.
   std::vector<std::filesystem::path> hooks;
+
+  // More than 0: the image's mount is shared with the user's other
+  // containers of the same image and cgroup, through a server that outlives
+  // the last of them by this long (shared_image.hpp). 0: a mount of its own.
+  std::chrono::seconds image_mount_linger{0};
 
   // Where the per-start scratch folder is made (it holds only mount points and
   // is removed before the command runs).

@@ -29,6 +29,7 @@ ContainerSpec container_spec(const Settings& settings, const FoundImage& image,
   spec.hooks = settings.hooks();
   spec.runtime_dir = settings.runtime_path;
   spec.overlay = settings.overlay;
+  spec.image_mount_linger = settings.image_mount_linger;
   spec.host.root = settings.host_root;
   spec.host.library_dirs = settings.driver_library_dirs;
   spec.host.slurm_tmpfs = settings.slurm_tmpfs;

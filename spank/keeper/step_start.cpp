@@ -227,6 +227,9 @@ void apply_request(ContainerSpec& spec, const ContainerRequest& r, const Setting
   base.persistent_dir = spec.persistent_dir;
   base.shared_layer = spec.shared_layer;
   spec = std::move(base);
+  // A step's tasks already share its keeper's mount; a server outliving the
+  // step would outlive its cgroup, which Slurm kills at the step's end.
+  spec.image_mount_linger = std::chrono::seconds(0);
   spec.workdir = r.workdir;
   spec.writable = r.writable.value_or(named || !r.save.empty() || settings.rootfs_writable);
   spec.remap_root = r.remap_root.value_or(settings.remap_root);

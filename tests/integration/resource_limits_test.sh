@@ -73,9 +73,11 @@ as_user() {
     shift
   done
   "$LAB" run --name "$LAB_NAME" -- env "$MARK" DEEPOPS_CACHE_PATH="$work/cache" DEEPOPS_RUNTIME_PATH="$RT" \
-    DEEPOPS_DATA_PATH="$DATA" DEEPOPS_SYSCONF_DIR="$work/conf" "${vars[@]}" "$CTR" "$@"
+    DEEPOPS_DATA_PATH="$DATA" DEEPOPS_SYSCONF_DIR="$work/conf" DEEPOPS_IMAGE_MOUNT_LINGER=0 "${vars[@]}" "$CTR" "$@"
 }
 
+# Each container mounts its own image (IMAGE_MOUNT_LINGER 0): an image
+# server would rightly outlive the case that started it.
 # run_case NAME WANT_RC PATTERN ARGS...: deepops-ctr ARGS as the user must
 # exit WANT_RC ("nonzero" for any failure) with PATTERN in its stderr, then
 # leave no process, no mount but the test's own tmpfs, and an empty runtime

@@ -10,7 +10,9 @@
 #  - hooks: GPU and InfiniBand on a fixture host, hooks.d, and PMIx for real:
 #    an OpenMPI job across two Slurm nodes with every rank in a container;
 #  - named containers: create, persistent writes, exec, export, remove;
-#  - exit codes and signals; 500 starts leave no mount, process or folder.
+#  - exit codes and signals; the image's mount shared between containers and
+#    its server gone after the linger time; 500 starts leave no mount,
+#    process or folder.
 #
 # Usage: start_test.sh DEEPOPS_CTR MPI_HELLO  (DEEPOPS_TEST_LAB: another lab than main)
 # shellcheck disable=SC2016 # the single-quoted commands run in the container
@@ -37,7 +39,8 @@ chown "$USER_NAME:" "$work/cache" "$work/runtime" "$work/shared" "$work/data"
 # shellcheck source=tests/support/checks.sh
 source "$(dirname "$0")/../support/checks.sh"
 # Runs deepops-ctr as the test user with a private cache, runtime folder and
-# settings folder; extra VAR=value words may come first.
+# settings folder, each container with a mount of its own (the shared mount
+# has its own section); extra VAR=value words may come first.
 as_user() {
   local vars=()
   while [[ $# -gt 0 && $1 == *=* && $1 != -* ]]; do
@@ -45,7 +48,7 @@ as_user() {
     shift
   done
   "$LAB" run --name "${DEEPOPS_TEST_LAB:-main}" -- env DEEPOPS_CACHE_PATH="$work/cache" DEEPOPS_RUNTIME_PATH="$work/runtime" \
-    DEEPOPS_DATA_PATH="$work/data" DEEPOPS_SYSCONF_DIR="$work/conf" "${vars[@]}" "$CTR" "$@"
+    DEEPOPS_DATA_PATH="$work/data" DEEPOPS_SYSCONF_DIR="$work/conf" DEEPOPS_IMAGE_MOUNT_LINGER=0 "${vars[@]}" "$CTR" "$@"
 }
 # expect NAME WANT COMMAND...: the command's stdout (trimmed) must equal WANT.
 expect() {
@@ -208,7 +211,7 @@ MPI_IMG=$DEEPOPS_LAB_REGISTRY/deepops/debian-openmpi
 as_user import -q --allow-http "$DEEPOPS_LAB_REGISTRY" "$MPI_IMG" >/dev/null
 install -m 0755 "$MPI_HELLO" "$work/shared/mpi_hello"
 # OpenMPI's vader transport cannot share /dev/shm between loopback nodes (tests/lab/README.md).
-mpi_out=$("$LAB" run --name "${DEEPOPS_TEST_LAB:-main}" -- env DEEPOPS_CACHE_PATH="$work/cache" DEEPOPS_RUNTIME_PATH="$work/runtime" \
+mpi_out=$("$LAB" run --name "${DEEPOPS_TEST_LAB:-main}" -- env DEEPOPS_CACHE_PATH="$work/cache" DEEPOPS_RUNTIME_PATH="$work/runtime" DEEPOPS_IMAGE_MOUNT_LINGER=0 \
   DEEPOPS_SYSCONF_DIR="$work/conf" DEEPOPS_SLURM_TMPFS="$DEEPOPS_LAB/slurm/tmp/%n" OMPI_MCA_btl='^vader' \
   timeout 120 srun -N2 --mpi=pmix "$CTR" start -m "$work/shared/mpi_hello:/usr/local/bin/mpi_hello" "$MPI_IMG" mpi_hello 2>&1 || true)
 if [[ $(grep -c 'sum of ranks 1$' <<<"$mpi_out") == 2 ]]; then pass "PMIx: an MPI all-reduce across 2 nodes, ranks in containers"; else
@@ -282,7 +285,7 @@ if [[ $rc == 143 ]]; then pass "SIGTERM reaches the command (exit 143)"; else fa
 
 # A terminal's Ctrl-C (or timeout) signals the whole process group: the
 # command stops, and the container's servers wait for it rather than die first.
-"$LAB" run --name "${DEEPOPS_TEST_LAB:-main}" -- env DEEPOPS_CACHE_PATH="$work/cache" DEEPOPS_RUNTIME_PATH="$work/runtime" \
+"$LAB" run --name "${DEEPOPS_TEST_LAB:-main}" -- env DEEPOPS_CACHE_PATH="$work/cache" DEEPOPS_RUNTIME_PATH="$work/runtime" DEEPOPS_IMAGE_MOUNT_LINGER=0 \
   timeout -s INT 2 "$CTR" start "$IMG" sh -c 'trap "echo interrupted; kill \$!; exit 3" INT; sleep 30 & wait' >"$work/int.out" 2>"$work/int.err" || true
 if grep -q interrupted "$work/int.out" && ! grep -q 'server.*died' "$work/int.err"; then
   pass "Ctrl-C to the process group reaches the command, not the servers"
@@ -300,6 +303,37 @@ if pgrep -u "$USER_NAME" -f 'sleep 61|deepops-sqfs' >/dev/null; then
   fail "SIGKILL of deepops-ctr left: $(pgrep -u "$USER_NAME" -af 'sleep 61|deepops-sqfs')"
 else pass "SIGKILL of deepops-ctr takes the command and the squashfs server with it"; fi
 
+# ---- the image's mount, shared by the user's containers of one image
+# (IMAGE_MOUNT_LINGER 2 s here): one deepops-image server for two running
+# containers, each showing the files' owner as it maps it, a second image
+# with a server of its own, and every server gone once its last container
+# has been gone for the linger time.
+# shellcheck disable=SC2317 # called through wait_until
+count_image_servers() { pgrep -u "$USER_NAME" -x deepops-image | wc -l || true; }
+no_server() { [[ $(count_image_servers) == 0 ]]; }
+wait_until 100 no_server || fail "an image server was running before the shared-mount checks"
+as_user DEEPOPS_IMAGE_MOUNT_LINGER=2 start "$MPI_IMG" sh -c 'echo ready; exec sleep 60' >"$work/share.out" &
+sharer=$!
+for _ in $(seq 100); do grep -q ready "$work/share.out" 2>/dev/null && break; sleep 0.05; done
+expect "a second container of the image, remapped to root, sees root's files" "0" \
+  as_user DEEPOPS_IMAGE_MOUNT_LINGER=2 start -r "$MPI_IMG" stat -c %u /usr/bin/env
+expect "and one without remapping sees its own" "$(id -u "$USER_NAME")" \
+  as_user DEEPOPS_IMAGE_MOUNT_LINGER=2 start "$MPI_IMG" stat -c %u /usr/bin/env
+servers=$(count_image_servers)
+keeper_children=$(pgrep -u "$USER_NAME" -x deepops-sqfs -P "$(pgrep -o -u "$USER_NAME" -f '^/.*deepops-ctr start')" | wc -l || true)
+if [[ $servers == 1 && $keeper_children == 0 ]]; then
+  pass "three containers of one image: one image server, and no squashfs server of a container's own"
+else fail "shared mount: $servers image servers, $keeper_children squashfs servers under the running container"; fi
+as_user DEEPOPS_IMAGE_MOUNT_LINGER=5 start "$IMG" true
+if [[ $(count_image_servers) == 2 ]]; then pass "another image gets a server of its own"; else
+  fail "another image: $(count_image_servers) image servers, want 2"
+fi
+kill -TERM "$(pgrep -o -u "$USER_NAME" -f '^/.*deepops-ctr start')"
+wait "$sharer" || true
+if wait_until 100 no_server && ! pgrep -u "$USER_NAME" -x deepops-sqfs >/dev/null; then
+  pass "image servers end the linger time after their last container"
+else fail "image servers left: $(pgrep -a -u "$USER_NAME" 'deepops-(image|sqfs)')"; fi
+
 # ---- deepops-ctr check, and a /dev/fuse that users cannot open
 expect "check passes on the lab" "0" bash -c "'$LAB' run --name main -- '$CTR' check >/dev/null; echo \$?"
 fuse_mode=$(stat -c %a /dev/fuse)
@@ -312,7 +346,7 @@ chmod "$fuse_mode" /dev/fuse
 # ---- 500 starts leave nothing behind
 mounts_before=$(wc -l </proc/self/mountinfo)
 as_user start "$IMG" true >/dev/null
-if "$LAB" run --name "${DEEPOPS_TEST_LAB:-main}" -- env DEEPOPS_CACHE_PATH="$work/cache" DEEPOPS_RUNTIME_PATH="$work/runtime" \
+if "$LAB" run --name "${DEEPOPS_TEST_LAB:-main}" -- env DEEPOPS_CACHE_PATH="$work/cache" DEEPOPS_RUNTIME_PATH="$work/runtime" DEEPOPS_IMAGE_MOUNT_LINGER=0 \
   DEEPOPS_SYSCONF_DIR="$work/conf" bash -c 'for i in $(seq 500); do "$0" start "$1" true || exit 1; done' "$CTR" "$IMG"; then
   pass "500 starts in a row succeeded"
 else

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -180,6 +181,18 @@ TEST_F(SettingsTest, ImportLimitsHaveDefaultsAndTakeSizes) {
   EXPECT_EQ(load().import_limits.max_bytes, uint64_t{3} << 39);
   vars["DEEPOPS_IMPORT_MAX_SIZE"] = "0";
   EXPECT_ERROR_MENTIONS(load(), "environment (DEEPOPS_IMPORT_MAX_SIZE)", "more than 0");
+}
+
+TEST_F(SettingsTest, ImageMountLingerIsSecondsAndNoEnrootAlias) {
+  EXPECT_EQ(load().image_mount_linger, std::chrono::seconds(10));
+  write(sysconf / "deepops.conf", "IMAGE_MOUNT_LINGER 2m\n");
+  EXPECT_EQ(load().image_mount_linger, std::chrono::seconds(120));
+  vars["ENROOT_IMAGE_MOUNT_LINGER"] = "5";  // not an Enroot key: ignored
+  EXPECT_EQ(load().image_mount_linger, std::chrono::seconds(120));
+  vars["DEEPOPS_IMAGE_MOUNT_LINGER"] = "0";
+  EXPECT_EQ(load().image_mount_linger, std::chrono::seconds(0));
+  vars["DEEPOPS_IMAGE_MOUNT_LINGER"] = "forever";
+  EXPECT_ERROR_MENTIONS(load(), "environment (DEEPOPS_IMAGE_MOUNT_LINGER)", "'forever'");
 }
 
 TEST_F(SettingsTest, ConfDWithoutDeepopsConf) {

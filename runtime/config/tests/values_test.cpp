@@ -51,6 +51,22 @@ TEST(ParseBool, RefusesAnythingElseNamingTheSetting) {
   }
 }
 
+TEST(ParseSeconds, WholeSecondsWithAnOptionalUnit) {
+  EXPECT_EQ(parse_seconds("0", "x", 100), 0u);
+  EXPECT_EQ(parse_seconds("30", "x", 100), 30u);
+  EXPECT_EQ(parse_seconds(" 30s ", "x", 100), 30u);
+  EXPECT_EQ(parse_seconds("1m", "x", 100), 60u);
+  EXPECT_EQ(parse_seconds("1H", "x", 86400), 3600u);
+}
+
+TEST(ParseSeconds, RefusesAnythingElseAndTooLong) {
+  for (const char* bad : {"", "s", "-1", "1.5", "2d", "1 h x", "9999999999", "101", "2m"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_ERROR_MENTIONS(parse_seconds(bad, "conf:3: IMAGE_MOUNT_LINGER", 100),
+                          "conf:3: IMAGE_MOUNT_LINGER", "from 0 to 100 seconds");
+  }
+}
+
 TEST(ParseHostList, IsABooleanOrHosts) {
   using Hosts = std::vector<std::string>;
   EXPECT_EQ(parse_host_list("1", "x"), Hosts{"*"});
