@@ -171,9 +171,12 @@ void serve_clients(int listener, int child_signals, const fs::path& mountpoint,
     if (watched[1].revents != 0) return;         // a server died: the mount is gone
     for (size_t i = watched.size(); i-- > 2;) {  // containers that ended
       if (watched[i].revents == 0) continue;
-      char byte;
-      if (recv(watched[i].fd, &byte, 1, MSG_DONTWAIT) != 1)
-        clients.erase(clients.begin() + (i - 2));
+      // Containers send nothing: whatever comes is read and dropped, so a
+      // peer that writes cannot keep this loop busy.
+      char bytes[64];
+      if (recv(watched[i].fd, bytes, sizeof(bytes), MSG_DONTWAIT) <= 0) {
+        clients.erase(clients.begin() + static_cast<std::ptrdiff_t>(i - 2));
+      }
     }
     if ((watched[0].revents & POLLIN) == 0) continue;
     UniqueFd client(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
@@ -196,11 +199,14 @@ void serve_clients(int listener, int child_signals, const fs::path& mountpoint,
   sigaddset(&child, SIGCHLD);
   sigprocmask(SIG_BLOCK, &child, nullptr);
   UniqueFd child_signals(signalfd(-1, &child, SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!child_signals || !enter_own_namespaces()) _exit(1);
+  if (!child_signals) _exit(1);
+  // The name first: a start that lost the race mounts nothing. Containers
+  // that connect meanwhile wait in the backlog until the mount is up.
+  UniqueFd listener = listen_on(name);
+  if (!listener) _exit(0);
+  if (!enter_own_namespaces()) _exit(1);
   try {
     SquashfsMount mount(image, mountpoint);
-    UniqueFd listener = listen_on(name);
-    if (!listener) _exit(0);
     if (write(ready, "1", 1) != 1) _exit(1);
     close(ready);
     serve_clients(listener.get(), child_signals.get(), mountpoint, linger);
