@@ -119,16 +119,15 @@ while [ "$i" -lt "$k" ]; do
 done
 for p in $pids; do wait "$p" || exit 1; done
 EOF
+# The pythons are started by a python, not by sh: sh gives background jobs
+# /dev/null, which an unpacked tree has no node for.
 cat >"$work/imports.sh" <<EOF
 #!/bin/sh
 # imports.sh K: K pythons at once, each importing $PY_IMPORT; fails if one does.
-k=\$1 i=0 pids=
-while [ "\$i" -lt "\$k" ]; do
-  python3 -c 'import $PY_IMPORT' &
-  pids="\$pids \$!"
-  i=\$((i + 1))
-done
-for p in \$pids; do wait "\$p" || exit 1; done
+exec python3 -c 'import subprocess, sys
+k = int(sys.argv[1])
+ps = [subprocess.Popen([sys.executable, "-c", "import $PY_IMPORT"]) for _ in range(k)]
+sys.exit(max(p.wait() for p in ps))' "\$1"
 EOF
 chmod 0755 "$work/readers.sh" "$work/imports.sh"
 chown -R "$LAB_USER:" "$work"
@@ -143,10 +142,6 @@ SQSH=$(as_user "$CTR" import -q --allow-http "$REG" "$REG/deepops/$IMAGE") ||
 say "unpacking it for the host rows (unsquashfs, as Enroot's create)"
 as_user unshare -Ur unsquashfs -q -no-progress -d "$work/tree" "$SQSH" >/dev/null
 [[ -d $work/tree$FOLDER ]] || die "the image has no $FOLDER"
-has_python=0
-if [[ $PYTHON == 1 ]] && as_user unshare -Ur chroot "$work/tree" python3 -c "import $PY_IMPORT" 2>/dev/null; then
-  has_python=1
-fi
 files=$(find "$work/tree$FOLDER" -type f | wc -l)
 bytes=$(du -sb --apparent-size "$work/tree$FOLDER" | cut -f1)
 
@@ -170,6 +165,11 @@ sqfuse_cmd() {
   [[ $1 == python ]] && run="chroot $work/mnt /bin/sh -s $2 <$work/imports.sh"
   echo "unshare -Urm sh -c 'squashfuse_ll $SQSH $work/mnt && $run; umount $work/mnt'"
 }
+
+has_python=0
+if [[ $PYTHON == 1 ]] && as_user bash -c "$(host_cmd python 1)" 2>/dev/null; then
+  has_python=1
+fi
 
 # measure KEY COMMAND STATE: one timed run (seconds, appended to times/KEY),
 # after dropping the page cache when STATE is cold.

@@ -189,7 +189,8 @@ rounds "$WARMUP" "$RUNS" \
 
 # Processes the starts and the floor rows left behind (squashfuse servers
 # that did not exit, containers): the lab user's processes carrying this lab's
-# marker, polled a bounded time since servers exit a little after their mount.
+# marker, polled a bounded time since servers exit a little after their mount,
+# and an image's shared server IMAGE_MOUNT_LINGER (10 s) after its last start.
 leftovers() {
   local f n=0
   while read -r f; do
@@ -197,7 +198,7 @@ leftovers() {
   done < <(grep -lzxF "DEEPOPS_LAB=$DEEPOPS_LAB" /proc/[0-9]*/environ 2>/dev/null)
   echo "$n"
 }
-for _ in $(seq 1 50); do
+for _ in $(seq 1 150); do
   left=$(leftovers)
   [[ $left -eq 0 ]] && break
   sleep 0.1
