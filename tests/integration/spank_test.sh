@@ -2,7 +2,7 @@
 # Acceptance checks of spank_deepops.so on a real Slurm: every --container-*
 # option and PYXIS_CONTAINER_* variable has its effect asserted, errors give a
 # non-zero exit and their own message, concurrent steps share one import per
-# node, and 200 steps leak nothing. srun, sbatch and salloc run as the lab's
+# node, and 200 steps, two at a time, leak nothing. srun, sbatch and salloc run as the lab's
 # unprivileged user.
 #
 # Usage: spank_test.sh PLUGIN DEEPOPS_CTR MPI_HELLO
@@ -428,19 +428,24 @@ if grep -qx one "$work/out/scoped.out" && grep -q '^job[0-9]*\.js$' "$work/out/s
 else fail "container_scope=job: $(cat "$work/out/scoped.out"; ls "$work/data/n1/containers" 2>&1)"; fi
 "$LAB" plugin --name "$LAB_NAME" -- "$PLUGIN" >/dev/null
 
-# ---- 200 container steps in a row leave nothing behind
+# ---- 200 container steps, two at a time, leave nothing behind
 # shellcheck disable=SC2317 # called through wait_until
 user_idle() { ! pgrep -u "$USER_NAME" >/dev/null; }
 wait_until 100 user_idle || fail "the test user still runs: $(pgrep -a -u "$USER_NAME" | head -5)"
 before_mounts=$(grep -c " $DEEPOPS_LAB/" /proc/self/mounts || true)
-as_user bash -c 'for i in $(seq 200); do srun --container-image="$0" true || exit 1; done' "$IMG" ||
-  fail "200 steps: a step failed"
+# 100 rounds of two concurrent steps (each with its own squashfs servers,
+# reading the image), so that steps start and end while others run.
+as_user bash -c 'for i in $(seq 100); do
+    srun --container-image="$0" sh -c "cat /bin/* >/dev/null 2>&1; true" & a=$!
+    srun --container-image="$0" true || exit 1
+    wait "$a" || exit 1
+  done' "$IMG" || fail "200 steps: a step failed"
 wait_until 100 user_idle || true
 leftover_procs=$(pgrep -c -u "$USER_NAME" || true)
 leftover_mounts=$(($(grep -c " $DEEPOPS_LAB/" /proc/self/mounts || true) - before_mounts))
 leftover_files=$(find "$DEEPOPS_LAB/deepops/run" -mindepth 2 | wc -l)
 if [[ $leftover_procs == 0 && $leftover_mounts -le 0 && $leftover_files == 0 ]]; then
-  pass "200 container steps: no process, mount or runtime file left"
+  pass "200 container steps, two at a time: no process, mount or runtime file left"
 else fail "200 steps left $leftover_procs processes ($(pgrep -a -u "$USER_NAME" | head -3)), $leftover_mounts mounts, $leftover_files files"; fi
 
 echo "spank_test (lab $LAB_NAME): $failures failure(s)"
