@@ -7,6 +7,11 @@
 #      reader of the same .sqsh) extracts it
 #   b. the servers of a step are several processes (one per CPU) and none
 #      outlives its step
+#   c. the same for the layered test image's /data (hard links within and
+#      across layers, whiteouts, an opaque folder, UTF-8 and 200-byte names,
+#      a deep path), read by its own busybox as root in the container
+#      (remap-root: files of any mode), against the host's busybox over
+#      unsquashfs's tree
 #
 # Usage: read_path_test.sh PLUGIN DEEPOPS_CTR
 #   DEEPOPS_TEST_LAB   the lab (default main: loopback, 2 nodes, registries)
@@ -67,6 +72,32 @@ no_servers() { ! pgrep -u "$USER_NAME" deepops-sqfs >/dev/null; }
 if wait_until 100 no_servers; then pass "no squashfs server outlives its step"; else
   fail "servers left: $(pgrep -a -u "$USER_NAME" deepops-sqfs | head -3)"
 fi
+
+# ---- c. the layered image, every file of /data, 2 x nproc readers at once
+LAYERED=$DEEPOPS_LAB_REGISTRY/deepops/layered
+sqsh=$(as_user env DEEPOPS_CACHE_PATH="$work/cache" "$CTR" import -q --allow-http \
+  "$DEEPOPS_LAB_REGISTRY" "$LAYERED" 2>"$work/import.err") || fail "import: $(cat "$work/import.err")"
+unsquashfs -q -no-progress -d "$work/layered" "$sqsh" data >/dev/null || fail "unsquashfs of $sqsh failed"
+(cd "$work/layered" && busybox find data -type f -print0 | busybox xargs -0 busybox sha256sum) |
+  LC_ALL=C sort >"$work/expected-layered"
+files=$(wc -l <"$work/expected-layered")
+((files > 10)) || fail "the layered oracle lists only $files files"
+as_user srun -N1 -w n1 -n "$readers" -O --container-image="$LAYERED" --container-remap-root \
+  --container-mounts="$work:$work" \
+  /bin/busybox sh -c 'cd / && busybox find data -type f -print0 | busybox xargs -0 busybox sha256sum \
+    >'"$work"'/out/layered.$SLURM_PROCID' >"$work/c.out" 2>&1 ||
+  fail "the layered readers' step failed: $(tail -5 "$work/c.out")"
+agree=0
+for ((r = 0; r < readers; r++)); do
+  if LC_ALL=C sort "$work/out/layered.$r" 2>/dev/null | cmp -s "$work/expected-layered" -; then
+    agree=$((agree + 1))
+  else
+    echo "layered reader $r: $(LC_ALL=C sort "$work/out/layered.$r" | diff "$work/expected-layered" - 2>&1 | head -4)" >&2
+  fi
+done
+if ((agree == readers)); then
+  pass "$readers readers at once: all $files files of the layered image's /data match unsquashfs's"
+else fail "$((readers - agree)) of $readers readers of the layered image read something else"; fi
 
 echo "read_path_test (lab $LAB_NAME): $failures failure(s)"
 [[ $failures -eq 0 ]]
