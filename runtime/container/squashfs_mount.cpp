@@ -35,6 +35,7 @@ Session answer_init(sqfs_ll* ll, int fuse_fd, const fuse_lowlevel_ops& ops) {
   char* argv[] = {arg0, nullptr};
   fuse_args args = FUSE_ARGS_INIT(1, argv);
   Session se(fuse_session_new(&args, &ops, sizeof(ops), ll), fuse_session_destroy);
+  fuse_opt_free_args(&args);  // libfuse may have copied them; this process lives on
   if (!se) throw Error(Errc::internal, "cannot start a FUSE session for the image");
   UniqueFd own(fcntl(fuse_fd, F_DUPFD_CLOEXEC, 3));
   if (!own) throw sys_error("cannot copy the /dev/fuse descriptor", errno);
