@@ -10,7 +10,7 @@
 #   c. the same for the layered test image's /data (hard links within and
 #      across layers, whiteouts, an opaque folder, UTF-8 and 200-byte names,
 #      a deep path), read by its own busybox as root in the container
-#      (remap-root: files of any mode), against the host's busybox over
+#      (remap-root: files of any mode), against the same busybox over
 #      unsquashfs's tree
 #
 # Usage: read_path_test.sh PLUGIN DEEPOPS_CTR
@@ -77,8 +77,12 @@ fi
 LAYERED=$DEEPOPS_LAB_REGISTRY/deepops/layered
 sqsh=$(as_user env DEEPOPS_CACHE_PATH="$work/cache" "$CTR" import -q --allow-http \
   "$DEEPOPS_LAB_REGISTRY" "$LAYERED" 2>"$work/import.err") || fail "import: $(cat "$work/import.err")"
-unsquashfs -q -no-progress -d "$work/layered" "$sqsh" data >/dev/null || fail "unsquashfs of $sqsh failed"
-(cd "$work/layered" && busybox find data -type f -print0 | busybox xargs -0 busybox sha256sum) |
+# The oracle's tools: the image's own busybox, extracted with the tree, so
+# both sides print alike and the host needs no busybox of its own.
+unsquashfs -q -no-progress -d "$work/layered" "$sqsh" data bin/busybox >/dev/null ||
+  fail "unsquashfs of $sqsh failed"
+bb=$work/layered/bin/busybox
+(cd "$work/layered" && "$bb" find data -type f -print0 | "$bb" xargs -0 "$bb" sha256sum) |
   LC_ALL=C sort >"$work/expected-layered"
 files=$(wc -l <"$work/expected-layered")
 ((files > 10)) || fail "the layered oracle lists only $files files"
