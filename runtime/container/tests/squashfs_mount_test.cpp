@@ -102,6 +102,18 @@ std::string file_digest(const fs::path& path) {
   return in.bad() ? "unreadable" : hash.finish();
 }
 
+// A user and mount namespace of the calling process, mapping root to its
+// ids, with a private "/": as a container's keeper has them.
+bool enter_namespaces() {
+  const uid_t uid = ::getuid();
+  const gid_t gid = ::getgid();
+  if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) return false;
+  std::ofstream("/proc/self/setgroups") << "deny";
+  std::ofstream("/proc/self/uid_map") << "0 " << uid << " 1";
+  std::ofstream("/proc/self/gid_map") << "0 " << gid << " 1";
+  return ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
+}
+
 // In a forked child, a user and mount namespace as the tests' processes get
 // them; runs `body` and exits with its result. The parent's result: the
 // child's exit status, or kNoNamespaces.
@@ -110,13 +122,7 @@ int in_namespaces(Body body) {
   pid_t pid = ::fork();
   if (pid < 0) return -1;
   if (pid == 0) {
-    const uid_t uid = ::getuid();
-    const gid_t gid = ::getgid();
-    if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) ::_exit(kNoNamespaces);
-    std::ofstream("/proc/self/setgroups") << "deny";
-    std::ofstream("/proc/self/uid_map") << "0 " << uid << " 1";
-    std::ofstream("/proc/self/gid_map") << "0 " << gid << " 1";
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(kNoNamespaces);
+    if (!enter_namespaces()) ::_exit(kNoNamespaces);
     int rc = 1;
     try {
       rc = body();
@@ -279,13 +285,7 @@ int read_through_shared_image(const fs::path& image, const fs::path& runtime,
   if (pid == 0) {
     auto shared = SharedImage::connect(image, runtime, std::chrono::seconds(1));
     if (!shared) ::_exit(3);
-    const uid_t uid = ::getuid();
-    const gid_t gid = ::getgid();
-    if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) ::_exit(kNoNamespaces);
-    std::ofstream("/proc/self/setgroups") << "deny";
-    std::ofstream("/proc/self/uid_map") << "0 " << uid << " 1";
-    std::ofstream("/proc/self/gid_map") << "0 " << gid << " 1";
-    ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
+    if (!enter_namespaces()) ::_exit(kNoNamespaces);
     if (!shared->attach(target)) ::_exit(4);
     ::_exit(file_digest(target / "libtext.so") == digest ? 0 : 5);
   }
