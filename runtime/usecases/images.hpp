@@ -52,6 +52,10 @@ FoundImage find_or_import(const ImportRequest& request, const Settings& settings
 // a digest, or a digest prefix of at least 6 hex digits.
 std::vector<CachedImage> lookup_image(const ImageCache& cache, const std::string& text);
 
+// A squashfs file given as the image (relative to `cwd`), with the metadata
+// saved beside it when there is some. Throws when it cannot be read.
+FoundImage read_squashfs_file(const SquashfsFile& file, const std::filesystem::path& cwd);
+
 // An image that is already here, without any download: a squashfs file, or
 // an image in the user's cache then the system caches (`start`, `create`).
 // Throws not_found (saying how to import it) or invalid_argument (several
