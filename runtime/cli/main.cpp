@@ -17,6 +17,7 @@
 #include "config/settings.hpp"
 #include "container/container.hpp"
 #include "container/system_check.hpp"
+#include "ctr_app.hpp"
 #include "image/image_cache.hpp"
 #include "image/importer.hpp"
 #include "progress.hpp"
@@ -28,22 +29,6 @@
 namespace deepops::cli {
 namespace {
 
-struct ImportArgs {
-  std::string image;
-  std::string output;
-  std::string arch;
-  std::string compression = "zstd";
-  int level = 0;
-  unsigned jobs = 4;
-  std::string ca_file;
-  std::vector<std::string> allow_http;
-  std::vector<std::string> system_caches;
-  std::vector<std::string> mirrors;
-  std::string mirrors_config;
-  std::string owners = "root";
-  bool quiet = false;
-};
-
 // The settings, resolved once: the site's files, the user's, the
 // environment, then the flags given, each named as the source of its value.
 Settings load_settings(const std::string& cache) {
@@ -51,43 +36,6 @@ Settings load_settings(const std::string& cache) {
   if (!cache.empty()) s.set("CACHE_PATH", cache, "--cache");
   return s;
 }
-
-const char* kImportHelp =
-    R"(Imports a container image from a registry into one squashfs file in the image
-cache, and prints that file's path. The manifest digest decides whether anything
-is downloaded: an image already in the cache (or in a system cache) is not
-fetched again. Layers download in parallel, each verified against its sha256,
-and are merged into the squashfs as they arrive; no layer is extracted to disk.
-
-IMAGE is any of:
-  nvcr.io/nvidia/pytorch:24.05-py3       docker style: REGISTRY/NAME[:TAG][@DIGEST]
-  nvcr.io#nvidia/pytorch:24.05-py3       Enroot style: [USER@][REGISTRY#]NAME[:TAG]
-  ubuntu:22.04                           Docker Hub (library/ubuntu)
-  docker://ubuntu@sha256:<64 hex>        an optional docker:// prefix; pinned by digest
-  oci:/srv/images/pytorch:24.05          an OCI image layout folder, for air-gapped sites
-                                         (skopeo copy docker://IMAGE oci:DIR:TAG makes one)
-  oci-archive:/srv/pytorch.tar[:TAG]     a tar of such a layout
-  docker-archive:/srv/pytorch.tar        a `docker save` archive
-
-Credentials: ~/.config/enroot/.credentials (netrc lines: machine HOST login USER
-password PASS, where PASS may be $(command)), then ~/.docker/config.json.
-For nvcr.io, the login is $oauthtoken and the password your NGC API key.
-
-The image is sanitised while merging: entries that would leave the root, or
-that lie below a symlink of their own layer, are an error; device nodes are
-dropped, setuid/setgid bits cleared, only user.* xattrs kept, and every file
-owned by root (see --owners). An image may unpack to at most IMPORT_MAX_SIZE
-bytes (default 256G) and IMPORT_MAX_ENTRIES entries (default 10000000): the
-defence against decompression bombs (see FILES in man deepops-ctr).
-
-Mirrors: a registry's mirrors (--mirror, or the mirrors file) are tried first,
-in order; the registry itself comes last unless the rule says "fallback": false.
-The endpoint that served the image is recorded (`list --json`: served_by).
-
-Settings: /etc/deepops/deepops.conf, conf.d/*.conf, ~/.config/deepops/deepops.conf,
-then DEEPOPS_* variables, then these flags: CACHE_PATH (--cache), SYSTEM_CACHE,
-CA_FILE, ALLOW_HTTP (yes, or HOST:PORT list), MIRRORS_CONFIG, IMPORT_MAX_SIZE,
-IMPORT_MAX_ENTRIES; and the usual https_proxy/no_proxy.)";
 
 #ifdef DEEPOPS_CTR_LEAN
 // This build leaves out everything an import needs (libcurl, libarchive and
@@ -282,112 +230,24 @@ int run_check() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app(
-      "deepops-ctr: an unprivileged container runtime for GPU clusters.\n"
-      "Images from OCI/Docker registries become one squashfs file each, kept in a cache.",
-      "deepops-ctr");
-  app.require_subcommand(1);
-  app.fallthrough();  // --cache may come before or after the command
-  app.set_version_flag("--version", "deepops-ctr " DEEPOPS_VERSION);
-  std::string cache;
-  app.add_option("--cache", cache,
-                 "image cache folder (default: CACHE_PATH, ~/.cache/deepops; env "
-                 "DEEPOPS_CACHE_PATH)");
-
-  ImportArgs ia;
-  auto* imp = app.add_subcommand("import", "import a registry image into the cache");
-  imp->footer(kImportHelp);
-  imp->add_option("IMAGE", ia.image, "the image to import")->required();
-  imp->add_option("-o,--output", ia.output, "also write the image to this standalone .sqsh file");
-  imp->add_option("--arch", ia.arch,
-                  "platform to pick from a multi-arch image, e.g. arm64 or linux/arm/v7 "
-                  "(default: this machine's)");
-  imp->add_option("--compression", ia.compression,
-                  "squashfs compression: zstd, lz4, gzip, xz or none")
-      ->capture_default_str();
-  imp->add_option("--level", ia.level,
-                  "compression level (0: the measured default, zstd 1; see bench/README.md)")
-      ->capture_default_str();
-  imp->add_option("-j,--jobs", ia.jobs, "parallel layer downloads")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 32));
-  imp->add_option("--ca-file", ia.ca_file,
-                  "PEM CA to trust besides the system's (CA_FILE; env DEEPOPS_CA_FILE)");
-  imp->add_option(
-      "--allow-http", ia.allow_http,
-      "registry (HOST:PORT) to reach over plain HTTP, or '*'; repeatable (ALLOW_HTTP; env "
-      "DEEPOPS_ALLOW_HTTP: yes, or a comma-separated list)");
-  imp->add_option("--system-cache", ia.system_caches,
-                  "read-only cache folder checked first; repeatable (SYSTEM_CACHE; env "
-                  "DEEPOPS_SYSTEM_CACHE, colon-separated)");
-  imp->add_option("--mirror", ia.mirrors,
-                  "REGISTRY=URL: try this mirror first for REGISTRY's images, e.g. "
-                  "docker.io=https://mirror.site:5000; repeatable");
-  imp->add_option("--mirrors-config", ia.mirrors_config,
-                  "registry mirrors file (default: MIRRORS_CONFIG, /etc/deepops/mirrors.json; env "
-                  "DEEPOPS_MIRRORS_CONFIG)");
-  imp->add_option(
-         "--owners", ia.owners,
-         "root: every file owned by 0:0, which an unprivileged container shows as its user "
-         "(as Enroot does); keep: the image's owners, for user namespaces with subuid ranges")
-      ->check(CLI::IsMember({"root", "keep"}))
-      ->capture_default_str();
-  imp->add_flag("-q,--quiet", ia.quiet, "no progress output");
-
-  bool as_json = false;
-  auto* list = app.add_subcommand("list", "list the images in the cache");
-  list->add_flag("--json", as_json, "machine-readable output");
-  bool list_containers = false;
-  list->add_flag("-c,--containers", list_containers, "list the named containers instead");
-
-  std::vector<std::string> remove_names;
-  auto* rm = app.add_subcommand("remove", "remove named containers, or images from the cache");
-  rm->add_option("NAME", remove_names,
-                 "a container's name, else an image's digest, digest prefix, or reference as "
-                 "`list` shows it")
-      ->required();
-
-  std::string max_size;
-  auto* gc = app.add_subcommand("gc", "remove leftovers of interrupted imports, and old images");
-  gc->add_option("--max-size", max_size,
-                 "remove the least recently used images until the cache fits, e.g. 50G");
-  gc->footer(
-      "Never removes an image while an import of it is running. Use counts as the last import "
-      "or cache hit of each image.");
-
-  auto* check = app.add_subcommand(
-      "check", "check the kernel and system prerequisites of unprivileged containers");
-  check->footer(
-      "Prints one OK/WARN/FAIL line per prerequisite (user namespaces, the AppArmor "
-      "restriction of Ubuntu 23.10+, FUSE and /dev/fuse, overlayfs in a user namespace), "
-      "then how to fix each failure. Exits 1 if anything failed. Run it as the user who "
-      "will run containers.");
-
-  StartArgs sa;
-  auto* start = add_start_command(app, sa);
-  ContainerArgs ca;
-  auto* create = add_create_command(app, ca);
-  auto* exec = add_exec_command(app, ca);
-  auto* exp = add_export_command(app, ca);
-
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
+  CtrCli cli(DEEPOPS_VERSION);
+  if (const int status = parse_command_line(cli, argc, argv); status >= 0) return status;
+  const ImportArgs& ia = cli.import_args;
+  const std::string& cache = cli.cache;
+  CLI::App *imp = cli.import_cmd, *start = cli.start_cmd, *exec = cli.exec_cmd;
   try {
     if (*imp) return run_import(ia, cache, argv);
-    if (*list) {
-      return list_containers ? run_list_containers(load_settings(cache), as_json)
-                             : run_list(cache, as_json);
+    if (*cli.list_cmd) {
+      return cli.list_containers ? run_list_containers(load_settings(cache), cli.as_json)
+                                 : run_list(cache, cli.as_json);
     }
-    if (*rm) return run_remove(cache, remove_names);
-    if (*gc) return run_gc(cache, max_size);
-    if (*check) return run_check();
-    if (*start) return run_start(sa, start->remaining(), load_settings(cache));
-    if (*create) return run_create(ca, load_settings(cache));
-    if (*exec) return run_exec(ca, exec->remaining(), load_settings(cache));
-    if (*exp) return run_export(ca, load_settings(cache));
+    if (*cli.remove_cmd) return run_remove(cache, cli.remove_names);
+    if (*cli.gc_cmd) return run_gc(cache, cli.max_size);
+    if (*cli.check_cmd) return run_check();
+    if (*start) return run_start(cli.start_args, start->remaining(), load_settings(cache));
+    if (*cli.create_cmd) return run_create(cli.container_args, load_settings(cache));
+    if (*exec) return run_exec(cli.container_args, exec->remaining(), load_settings(cache));
+    if (*cli.export_cmd) return run_export(cli.container_args, load_settings(cache));
   } catch (const CommandError& e) {
     std::fprintf(stderr, "deepops-ctr: error: %s\n", e.what());
     if (!e.hint().empty()) std::fprintf(stderr, "deepops-ctr: hint: %s\n", e.hint().c_str());

@@ -12,6 +12,7 @@
 #include "registry/image_ref.hpp"
 #include "usecases/containers.hpp"
 #include "usecases/images.hpp"
+#include "util/cli_help.hpp"
 #include "util/env_lookup.hpp"
 #include "util/error.hpp"
 
@@ -70,16 +71,21 @@ void apply_env_arg(ContainerSpec& spec, const std::string& arg) {
 CLI::App* add_start_command(CLI::App& app, StartArgs& a) {
   auto* cmd = app.add_subcommand("start", "run a command in a container of an image");
   cmd->footer(kStartHelp);
+  set_usage_arguments(*cmd, "IMAGE [COMMAND...]");
   // Everything after IMAGE belongs to COMMAND, so positionals must not fall
   // through to the main parser.
   cmd->prefix_command();
   cmd->fallthrough(false);
   // One value per flag: what follows IMAGE is the command's, never ours.
   cmd->add_option("-m,--mount", a.mounts, "add a mount (see below); repeatable")
+      ->type_name("MOUNT")
       ->allow_extra_args(false);
-  cmd->add_option("-e,--env", a.env, "NAME=VALUE, or NAME to pass the host's; repeatable")
+  cmd->add_option("-e,--env", a.env,
+                  "set NAME to VALUE, or pass the host's value of NAME; repeatable")
+      ->type_name("NAME[=VALUE]")
       ->allow_extra_args(false);
-  cmd->add_option("-w,--workdir", a.workdir, "working directory (default: the image's WORKDIR)");
+  cmd->add_option("-w,--workdir", a.workdir, "working directory (default: the image's WORKDIR)")
+      ->type_name("DIR");
   cmd->add_flag("--rw,--writable", a.writable, "make / writable (changes vanish at exit)");
   cmd->add_flag("--ro,--readonly", a.readonly, "keep / read-only, whatever the settings say");
   cmd->add_flag("-r,--remap-root", a.remap_root, "be uid 0 inside (you, outside)");
@@ -93,9 +99,12 @@ CLI::App* add_start_command(CLI::App& app, StartArgs& a) {
                 "a minimal /dev (null, zero, random, tty, pts, shm) instead of the host's");
   cmd->add_option("--entrypoint", a.entrypoint,
                   "run this instead of the image's ENTRYPOINT (\"\" for none)")
+      ->type_name("CMD")
       ->each([&a](const std::string&) { a.entrypoint_set = true; });
   cmd->add_option("--unshare", a.unshare,
-                  "also give the container its own: net (loopback only), ipc, uts")
+                  "also give the container its own: net (loopback only), ipc, uts; "
+                  "comma-separated or repeated")
+      ->type_name("net|ipc|uts")
       ->delimiter(',')
       ->allow_extra_args(false)
       ->check(CLI::IsMember({"net", "ipc", "uts"}));
@@ -175,8 +184,9 @@ CLI::App* add_create_command(CLI::App& app, ContainerArgs& a) {
   auto* cmd = app.add_subcommand("create", "make a named container whose writes persist");
   cmd->add_option("IMAGE", a.create_image, "image (as for start) to base it on")->required();
   cmd->add_option(
-      "-n,--name", a.create_name,
-      "its name (default: the image's name, e.g. pytorch for nvcr.io/nvidia/pytorch:24.05)");
+         "-n,--name", a.create_name,
+         "its name (default: the image's name, e.g. pytorch for nvcr.io/nvidia/pytorch:24.05)")
+      ->type_name("NAME");
   cmd->footer(
       "The container keeps a hard link to the image, so `gc` never takes it away, and a "
       "writable layer in $DEEPOPS_DATA_PATH/containers/NAME (default "
@@ -188,15 +198,18 @@ CLI::App* add_create_command(CLI::App& app, ContainerArgs& a) {
 
 CLI::App* add_exec_command(CLI::App& app, ContainerArgs& a) {
   auto* cmd = app.add_subcommand("exec", "run a command in a running named container");
+  set_usage_arguments(*cmd, "NAME COMMAND [ARG...]");
   cmd->prefix_command();
   cmd->fallthrough(false);
-  cmd->add_option("-e,--env", a.exec_env, "NAME=VALUE, or NAME to pass the host's; repeatable")
+  cmd->add_option("-e,--env", a.exec_env,
+                  "set NAME to VALUE, or pass the host's value of NAME; repeatable")
+      ->type_name("NAME[=VALUE]")
       ->allow_extra_args(false);
-  cmd->add_option("-w,--workdir", a.exec_workdir, "working directory (default: the image's)");
+  cmd->add_option("-w,--workdir", a.exec_workdir, "working directory (default: the image's)")
+      ->type_name("DIR");
   cmd->add_flag("--no-seccomp", a.exec_no_seccomp,
                 "no fake success for setuid/setgid/setgroups/chown");
   cmd->footer(
-      "Usage: deepops-ctr exec [OPTIONS] NAME COMMAND [ARG...]\n"
       "Joins the namespaces of the container that `deepops-ctr start NAME` is running: "
       "same mounts, same writable layer, same identity.");
   return cmd;

@@ -62,7 +62,7 @@ std::string bytes_text(uint64_t n) {
                              const char* setting) {
   throw Error(Errc::corrupt, layer + ": " + what + " (a decompression bomb?)",
               std::string("nothing was imported; if the image is genuine, raise ") + setting +
-                  " in deepops.conf (conf/README.md)");
+                  " in deepops.conf (man deepops-ctr)");
 }
 
 }  // namespace

@@ -36,7 +36,7 @@ constexpr const char* kUsage =
     "The worker of the Slurm plugin spank_deepops.so, which runs it as the job's\n"
     "user with its request (JSON) on descriptor 3 and reads the answer on\n"
     "descriptor 4. It is not meant to be run by hand: see man deepops-ctr for the\n"
-    "command line, and spank/README.md in the sources for the protocol.\n";
+    "command line, and man 8 spank_deepops for the plugin.\n";
 
 KeeperLog save(const std::string& text) {
   const KeeperReport report = KeeperReport::from_json(text);
