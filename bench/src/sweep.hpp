@@ -20,6 +20,8 @@ struct PairResult {
   double busbw = 0;     // GB/s
   bool ok = false;      // ran and every element was right
   std::string problem;  // when !ok: what went wrong
+  bool passed = false;  // the run's own verdict (its --expect or --profile)
+  std::string verdict;  // that verdict's line
 };
 
 struct NodeVerdict {

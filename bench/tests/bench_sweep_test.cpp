@@ -114,7 +114,7 @@ std::vector<PairResult> all_pairs(int n, double fast, int slow_node, double slow
   std::vector<PairResult> pairs;
   for (int a = 0; a < n; ++a) {
     for (int b = a + 1; b < n; ++b) {
-      pairs.push_back({a, b, (a == slow_node || b == slow_node) ? slow : fast, true, ""});
+      pairs.push_back({a, b, (a == slow_node || b == slow_node) ? slow : fast, true, "", true, ""});
     }
   }
   return pairs;
