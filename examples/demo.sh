@@ -10,17 +10,39 @@ NAME=demo
 PORTS=17000
 IMAGE=127.0.0.1:$PORTS/deepops/tiny:latest
 
-say() { printf '\n\033[1m### %s\033[0m\n' "$*"; }
-show() { printf '$ %s\n' "$*" >&2; "$@"; } # the command line to stderr: stdout may be piped
+# Each stage's time, printed as the next one starts and summed up at the end.
+STAGES=() STAGE_START=$SECONDS STAGE_NAME=
+end_stage() {
+  [[ -n $STAGE_NAME ]] || return 0
+  local took=$((SECONDS - STAGE_START))
+  STAGES+=("$(printf '%4d s  %s' "$took" "$STAGE_NAME")")
+  printf '(%d s)\n' "$took"
+}
+say() {
+  end_stage
+  STAGE_NAME=$* STAGE_START=$SECONDS
+  printf '\n\033[1m### %s\033[0m\n' "$*"
+}
+# The command line as it can be pasted (words quoted where the shell needs
+# it), to stderr: stdout may be piped. Then run it.
+quoted() {
+  local word out=()
+  for word in "$@"; do
+    if [[ $word =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then out+=("$word"); else out+=("${word@Q}"); fi
+  done
+  printf '%s' "${out[*]}"
+}
+show() { printf '$ %s\n' "$(quoted "$@")" >&2; "$@"; }
 
 [[ $(id -u) -eq 0 ]] || { echo "demo: run as root (it installs packages and starts a local Slurm)" >&2; exit 1; }
 
 say "1. Dependencies, from Debian packages"
 packaging/install-deps.sh
 
-say "2. Build"
+say "2. Build what the demo runs (the plugin and its helpers, deepops-ctr, deepops-bench)"
 cmake -S . -B build -G Ninja >/dev/null
-cmake --build build -j "$(nproc)" | tail -n 1
+cmake --build build -j "$(nproc)" --target spank_deepops deepops-keeper deepops-step-state \
+  deepops-ctr deepops-ctr-import deepops-bench | tail -n 1
 
 say "3. A local registry and a one-node Slurm cluster"
 "${LAB[@]}" up --name "$NAME" --nodes 1 --ports "$PORTS" --no-apt
@@ -42,11 +64,13 @@ echo "CACHE_PATH $DEMO_CACHE/\${USER}" >"/var/lib/deepops-lab/$NAME/deepops/etc/
 show cat "/var/lib/deepops-lab/$NAME/slurm/plugstack.conf"
 
 as_user() { "${LAB[@]}" run --name "$NAME" -- "$@"; }
+# A command of the lab user, shown as it can be pasted while the lab runs.
+show_user() { show "${LAB[@]}" run --name "$NAME" -- "$@"; }
 IMAGE=127.0.0.1:$PORTS/deepops/debian-openmpi:latest
 
 say "7. The main job, as the unprivileged user: srun --container-image=$IMAGE"
 echo "First run: the image is imported into the user's cache (one squashfs, nothing extracted):"
-show as_user srun --container-image="$IMAGE" cat /etc/os-release
+show_user srun --container-image="$IMAGE" cat /etc/os-release
 echo
 echo "Again: the image is cached, the step starts at once:"
 # shellcheck disable=SC2016 # expanded by the inner shell
@@ -55,15 +79,20 @@ as_user bash -c 's=$(date +%s%N); srun -Q --container-image="$0" true; echo "  s
 
 say "8. A multi-task step: the tasks of a node share one container"
 # shellcheck disable=SC2016 # expanded in the container
-show as_user srun -n2 --container-image="$IMAGE" \
+show_user srun -n2 --container-image="$IMAGE" \
   sh -c 'echo "task $SLURM_PROCID: $(. /etc/os-release; echo $PRETTY_NAME), uid $(id -u), mount ns $(readlink /proc/self/ns/mnt)"'
 
 say "9. A mistake, explained: an image that does not exist"
 set +e
-show as_user srun --container-image="127.0.0.1:$PORTS/deepops/no-such-image" true
+show_user srun --container-image="127.0.0.1:$PORTS/deepops/no-such-image" true
 rc=$?
 set -e
 echo "(srun exited $rc)"
+
+say "10. The validator: deepops-bench allreduce over 2 ranks of a step (the TCP ring: no GPU here)"
+show_user srun -N1 -n2 "$REPO/build/bench/deepops-bench" allreduce --backend cpu \
+  -b 1M -e 64M -f 4
+end_stage
 
 cat <<STATUS
 
@@ -74,12 +103,18 @@ What happened:
     cache ($(du -sh "$DEMO_CACHE" | cut -f1) now); later steps start from it without a download;
   - each step ran in an unprivileged container (user + mount namespaces, squashfuse,
     overlay), the tasks of a node in one container; no setuid, no root;
-  - a bad image name failed the step with the registry's answer, not a timeout.
+  - a bad image name failed the step with the registry's answer, not a timeout;
+  - deepops-bench checked every element of an all-reduce between the step's two ranks.
 
-What exists today, and what does not yet:
-  done     deepops-ctr import/start/...: registry -> verified squashfs, started in ~18 ms
-  done     spank_deepops.so: srun/sbatch/salloc --container-image and the other
-           Pyxis options, named containers, --container-save, MPI over PMIx   (issue 5)
-  not yet  deepops-bench allreduce                                           (issue 6)
-  not yet  deb/rpm packages and man pages                                    (issue 7)
+How long each stage took:
+STATUS
+printf '  %s\n' "${STAGES[@]}"
+cat <<'STATUS'
+
+Next: the test suite (README.md's second command); deb and rpm packages
+(cpack, packaging/README.md); man deepops-ctr, man deepops-bench, man 8
+spank_deepops; deepops-bench validate over a whole allocation
+(salloc -N4 deepops-bench validate --backend cpu).
+Not yet: the Enroot-compatible `enroot` command, Pyxis importers, and
+dockerd:// and podman:// images.
 STATUS
