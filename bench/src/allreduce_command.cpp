@@ -183,11 +183,11 @@ int run_rank(const AllReduceArgs& a, const LaunchInfo& where) {
   const Expectation expected = expectation(a, nodes, nranks / std::max(nodes, 1));
   const bool leader = where.rank == 0, table = a.json_out != "-";
   if (leader && table) {
-    std::printf("# deepops-bench allreduce: %d ranks on %d node(s) (%s), backend %s, %s %s\n",
-                nranks, nodes, where.launcher.c_str(), backend->name().c_str(), type_name(t),
-                op_name(op));
+    std::printf("# deepops-bench allreduce: %d rank%s on %d node(s) (%s), backend %s, %s %s\n",
+                nranks, nranks == 1 ? "" : "s", nodes, where.launcher.c_str(),
+                backend->name().c_str(), type_name(t), op_name(op));
     for (const auto& lines : placement) print_prefixed("#   ", lines);
-    std::printf("%s", table_header().c_str());
+    std::printf("%s%s", table_header().c_str(), table_notes(nranks).c_str());
   }
   std::vector<SizeResult> results;
   Progress progress(leader);

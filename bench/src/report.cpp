@@ -1,9 +1,64 @@
 #include "report.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 namespace deepops::bench {
+namespace {
+
+// `text` right-aligned in `width` characters; never cut (a type or
+// reduction name is always shorter than its column).
+std::string right_aligned(const std::string& text, int width) {
+  const size_t w = width > 0 ? static_cast<size_t>(width) : 0;
+  return text.size() < w ? std::string(w - text.size(), ' ') + text : text;
+}
+
+// "5.12e+06" -> "5.12e6", "1.0e-05" -> "1.0e-5": two or three characters
+// more for the digits.
+std::string short_exponent(const std::string& text) {
+  const size_t e = text.find('e');
+  if (e == std::string::npos) return text;
+  size_t digits = e + 1;
+  std::string sign;
+  if (digits < text.size() && (text[digits] == '+' || text[digits] == '-')) {
+    if (text[digits] == '-') sign = "-";
+    ++digits;
+  }
+  while (digits + 1 < text.size() && text[digits] == '0') ++digits;
+  return text.substr(0, e + 1) + sign + text.substr(digits);
+}
+
+}  // namespace
+
+std::string fixed_width(double v, int width, int decimals) {
+  const size_t w = width > 0 ? static_cast<size_t>(width) : 0;
+  auto fits = [w](const std::string& text) {
+    return text.size() <= w ? std::string(w - text.size(), ' ') + text : std::string(w, '*');
+  };
+  if (std::isnan(v)) return fits("nan");
+  if (std::isinf(v)) return fits(v < 0 ? "-inf" : "inf");
+  if (v == 0) v = 0;  // no "-0.00"
+  // Wide enough for any double in fixed point: 309 digits, a sign, a point
+  // and up to 9 decimals.
+  char text[400];
+  for (int d = std::clamp(decimals, 0, 9); d >= 0; --d) {
+    const int n = std::snprintf(text, sizeof(text), "%.*f", d, v);
+    if (n > 0 && static_cast<size_t>(n) <= w) return fits(text);
+  }
+  for (int d = std::min(width, 17); d >= 0; --d) {
+    std::snprintf(text, sizeof(text), "%.*e", d, v);
+    const std::string shorter = short_exponent(text);
+    if (shorter.size() <= w) return fits(shorter);
+  }
+  return fits(text);  // asterisks: not even "1e300" fits
+}
+
+std::string fixed_width_count(size_t v, int width) {
+  const std::string digits = std::to_string(v);
+  if (width > 0 && digits.size() <= static_cast<size_t>(width)) return right_aligned(digits, width);
+  return fixed_width(static_cast<double>(v), width, 0);
+}
 
 double algbw_gbps(size_t bytes, double us) {
   return us > 0 ? static_cast<double>(bytes) / 1e9 / (us / 1e6) : 0.0;
@@ -25,14 +80,38 @@ std::string table_header() {
 std::string table_row(const SizeResult& r, int nranks) {
   const double oop_alg = algbw_gbps(r.bytes, r.out_of_place_us);
   const double ip_alg = algbw_gbps(r.bytes, r.in_place_us);
-  char line[256];
-  std::snprintf(
-      line, sizeof(line),
-      "%12zu  %12zu  %8s  %6s  %6d  %7.2f  %6.2f  %6.2f  %5zu  %7.2f  %6.2f  %6.2f  %5zu\n",
-      r.bytes, r.count, type_name(r.type), op_name(r.op), -1, r.out_of_place_us, oop_alg,
-      allreduce_busbw(oop_alg, nranks), r.out_of_place_wrong, r.in_place_us, ip_alg,
-      allreduce_busbw(ip_alg, nranks), r.in_place_wrong);
-  return line;
+  // One rank in place: no copy, no link, nothing moved; its time is the call
+  // alone and its "bandwidth" an absurd quotient. Out of place, algbw is a
+  // local copy and busbw 0 by definition (table_notes says so).
+  const bool alone = nranks == 1;
+  // Columns as nccl-tests prints them (%12zu  %12zu  %8s  %6s  %6d  %7.2f
+  // %6.2f  %6.2f  %5zu, then time to #wrong again), each exactly its width.
+  std::string row;
+  auto cell = [&row](const std::string& text) {
+    if (!row.empty()) row += "  ";
+    row += text;
+  };
+  cell(fixed_width_count(r.bytes, 12));
+  cell(fixed_width_count(r.count, 12));
+  cell(right_aligned(type_name(r.type), 8));
+  cell(right_aligned(op_name(r.op), 6));
+  cell(right_aligned("-1", 6));  // root: none for an all-reduce
+  cell(fixed_width(r.out_of_place_us, 7));
+  cell(fixed_width(oop_alg, 6));
+  cell(fixed_width(allreduce_busbw(oop_alg, nranks), 6));
+  cell(fixed_width_count(r.out_of_place_wrong, 5));
+  cell(fixed_width(r.in_place_us, 7));
+  cell(alone ? right_aligned("n/a", 6) : fixed_width(ip_alg, 6));
+  cell(alone ? right_aligned("n/a", 6) : fixed_width(allreduce_busbw(ip_alg, nranks), 6));
+  cell(fixed_width_count(r.in_place_wrong, 5));
+  return row + "\n";
+}
+
+std::string table_notes(int nranks) {
+  if (nranks != 1) return "";
+  return "# one rank: no data crosses a link, so busbw is 0 by definition and only correctness "
+         "is judged;\n"
+         "# algbw is a local copy out of place, and in place there is nothing to copy (n/a)\n";
 }
 
 std::string table_footer(const std::vector<SizeResult>& results, int nranks) {

@@ -2,9 +2,13 @@
 // nccl-tests table and the verdict.
 #include <gtest/gtest.h>
 
+#include <cfloat>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -140,6 +144,145 @@ TEST(Report, TableInNcclTestsColumns) {
             std::string::npos);
   EXPECT_NE(table_footer({result(8, 1.0, 3)}, 2).find("# Out of bounds values : 3 FAILED"),
             std::string::npos);
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+std::vector<std::string> fields_of(const std::string& line) {
+  std::vector<std::string> fields;
+  std::istringstream in(line);
+  for (std::string field; in >> field;) fields.push_back(field);
+  return fields;
+}
+
+// Where each run of non-blanks ends: a column's right edge.
+std::vector<size_t> right_edges(const std::string& line) {
+  std::vector<size_t> edges;
+  for (size_t i = 0; i < line.size(); ++i) {
+    if (line[i] != ' ' && (i + 1 == line.size() || line[i + 1] == ' ')) edges.push_back(i + 1);
+  }
+  return edges;
+}
+
+TEST(Table, FixedWidthCellsAtAnyMagnitude) {
+  EXPECT_EQ(fixed_width(0, 7), "   0.00");
+  EXPECT_EQ(fixed_width(-0.0, 6), "  0.00");
+  EXPECT_EQ(fixed_width(0.01, 7), "   0.01");
+  EXPECT_EQ(fixed_width(9999.99, 7), "9999.99");
+  EXPECT_EQ(fixed_width(9999.999, 7), "10000.0");  // rounding up loses a decimal too
+  EXPECT_EQ(fixed_width(10000, 7), "10000.0");
+  EXPECT_EQ(fixed_width(1234567, 7), "1234567");
+  EXPECT_EQ(fixed_width(123456789, 7), "1.235e8");
+  EXPECT_EQ(fixed_width(5122814.01, 7), "5122814");
+  EXPECT_EQ(fixed_width(5122814.01, 6), "5.12e6");
+  EXPECT_EQ(fixed_width(-5122814.01, 6), "-5.1e6");
+  EXPECT_EQ(fixed_width(1e300, 7), "1.0e300");
+  EXPECT_EQ(fixed_width(1e300, 6), " 1e300");
+  EXPECT_EQ(fixed_width(-1e300, 6), "-1e300");
+  EXPECT_EQ(fixed_width(NAN, 6), "   nan");
+  EXPECT_EQ(fixed_width(INFINITY, 7), "    inf");
+  EXPECT_EQ(fixed_width(-INFINITY, 6), "  -inf");
+  EXPECT_EQ(fixed_width(1e300, 3), "***");  // nothing fits: never wider
+  EXPECT_EQ(fixed_width(12.345, 7, 0), "     12");
+  EXPECT_EQ(fixed_width_count(999'999'999'999, 12), "999999999999");
+  EXPECT_EQ(fixed_width_count(1'099'511'627'776, 12), "1.0995116e12");  // 1 TiB
+  EXPECT_EQ(fixed_width_count(99999, 5), "99999");
+  EXPECT_EQ(fixed_width_count(123456, 5), "1.2e5");
+  EXPECT_EQ(fixed_width_count(SIZE_MAX, 5), " 2e19");
+  const double values[] = {0,      0.01,  9999.99, 10000,  123456789,  5122814.01, 1e300,
+                           1e-300, -0.01, -1,      -10000, -123456789, -1e300};
+  for (int width : {4, 5, 6, 7, 12}) {
+    for (double v : values) {
+      const std::string cell = fixed_width(v, width);
+      ASSERT_EQ(cell.size(), static_cast<size_t>(width)) << v << " in " << width << ": " << cell;
+      if (width < 6) continue;  // "-1e300" needs 6
+      // Still a number, to awk and strtod, close to the value.
+      char* end = nullptr;
+      const double back = std::strtod(cell.c_str(), &end);
+      EXPECT_EQ(*end, '\0') << cell;
+      EXPECT_NEAR(back, v, std::max(std::fabs(v) * 0.5, 0.005)) << cell;
+    }
+    for (double v : {static_cast<double>(NAN), static_cast<double>(INFINITY),
+                     -static_cast<double>(INFINITY), DBL_MAX, -DBL_MAX}) {
+      EXPECT_EQ(fixed_width(v, width).size(), static_cast<size_t>(width)) << v;
+    }
+    for (size_t v : {size_t{0}, size_t{99999}, size_t{100000}, size_t{1} << 40, SIZE_MAX}) {
+      EXPECT_EQ(fixed_width_count(v, width).size(), static_cast<size_t>(width)) << v;
+    }
+  }
+}
+
+TEST(Table, RowsLineUpWithTheHeaderAtAnyMagnitude) {
+  const auto header = lines_of(table_header());
+  ASSERT_EQ(header.size(), 3u);
+  // "#", then the 13 labels, each ending where its column ends.
+  auto label_edges = right_edges(header[1]);
+  ASSERT_EQ(label_edges.size(), 14u) << header[1];
+  label_edges.erase(label_edges.begin());
+  const double magnitudes[] = {0,     0.01, 9999.99, 10000, 123456789, 5122814.01,
+                               1e300, -1,   -1e300,  NAN,   INFINITY,  -INFINITY};
+  std::vector<SizeResult> rows;
+  for (double v : magnitudes) {
+    rows.push_back(result(64 << 20, v));                                    // the times
+    SizeResult bw = result(1000, std::isfinite(v) && v > 0 ? 1.0 / v : 0);  // algbw = v
+    bw.in_place_us = 0.01;
+    rows.push_back(bw);
+  }
+  for (size_t bytes : {size_t{999'999'999'999}, size_t{1'000'000'000'000}, SIZE_MAX}) {
+    SizeResult big = result(bytes, 1e9, 123456);
+    big.in_place_wrong = SIZE_MAX;
+    rows.push_back(big);
+  }
+  for (int nranks : {1, 2, 8}) {
+    for (const auto& r : rows) {
+      const std::string text = table_row(r, nranks);
+      ASSERT_EQ(text.back(), '\n');
+      const std::string row = text.substr(0, text.size() - 1);
+      for (const auto& line : header) EXPECT_EQ(row.size(), line.size()) << row;
+      // 13 fields, as bench/table_lib.sh reads them (NF == 13), under their labels.
+      EXPECT_EQ(fields_of(row).size(), 13u) << row;
+      EXPECT_EQ(right_edges(row), label_edges) << "\n" << header[1] << "\n" << row;
+    }
+  }
+}
+
+TEST(Table, OneRankInPlaceBandwidthIsNotApplicable) {
+  // 64 MiB: out of place a local copy in 10 ms; in place nothing at all, in
+  // 0.01 us (6710886.40 GB/s, an absurd quotient).
+  SizeResult r = result(64 << 20, 10000.0);
+  r.in_place_us = 0.01;
+  const auto alone = fields_of(table_row(r, 1));
+  ASSERT_EQ(alone.size(), 13u);
+  EXPECT_EQ(alone[5], "10000.0");  // time
+  EXPECT_EQ(alone[6], "6.71");     // algbw: the copy
+  EXPECT_EQ(alone[7], "0.00");     // busbw: 0 by definition
+  EXPECT_EQ(alone[9], "0.01");
+  EXPECT_EQ(alone[10], "n/a");
+  EXPECT_EQ(alone[11], "n/a");
+  EXPECT_EQ(alone[12], "0");  // correctness is still checked
+  const auto two = fields_of(table_row(r, 2));
+  ASSERT_EQ(two.size(), 13u);
+  EXPECT_EQ(two[7], "6.71");
+  EXPECT_EQ(two[10], "6.71e6");  // measured: two ranks do move the data
+  EXPECT_EQ(two[11], "6.71e6");
+}
+
+TEST(Table, OneRankNotesSayWhyBusbwIsZero) {
+  const std::string notes = table_notes(1);
+  ASSERT_FALSE(notes.empty());
+  EXPECT_EQ(notes.back(), '\n');
+  for (const auto& line : lines_of(notes)) EXPECT_EQ(line.rfind("# ", 0), 0u) << line;
+  EXPECT_NE(notes.find("one rank"), std::string::npos) << notes;
+  EXPECT_NE(notes.find("busbw is 0 by definition"), std::string::npos) << notes;
+  EXPECT_NE(notes.find("only correctness is judged"), std::string::npos) << notes;
+  EXPECT_NE(notes.find("n/a"), std::string::npos) << notes;
+  EXPECT_EQ(table_notes(2), "");
+  EXPECT_EQ(table_notes(8), "");
 }
 
 TEST(Report, VerdictOnTheLargestMessageNotTheAverage) {
