@@ -234,6 +234,15 @@ Ring Ring::join(int rank, int size, const std::string& host, int port, std::chro
   return ring;
 }
 
+// One line that says which neighbour went and how, for the rank's only
+// output: a rank that loses a peer ends at once rather than wait for it.
+void Ring::lost_peer(int peer, const char* which, int error) const {
+  throw std::runtime_error("rank " + std::to_string(rank_) + " lost rank " + std::to_string(peer) +
+                           ", its " + which + " in the ring (" +
+                           (error ? std::strerror(error) : "it closed the connection") +
+                           "): did rank " + std::to_string(peer) + " die? This rank stops too");
+}
+
 void Ring::exchange(const char* send, size_t send_bytes, char* recv, size_t recv_bytes,
                     const std::function<void(size_t, size_t)>& on_received) {
   size_t sent = 0, got = 0, handed = 0;
@@ -243,17 +252,21 @@ void Ring::exchange(const char* send, size_t send_bytes, char* recv, size_t recv
     int ready_fds = poll(p, 2, 60'000);
     if (ready_fds < 0 && errno == EINTR) continue;
     if (ready_fds < 0) fail("poll");
-    if (ready_fds == 0) throw std::runtime_error("ring: no progress for 60 s (a rank stopped?)");
+    if (ready_fds == 0) {
+      throw std::runtime_error("rank " + std::to_string(rank_) + ": nothing moved to rank " +
+                               std::to_string(next_rank()) + " or from rank " +
+                               std::to_string(prev_rank()) + " for 60 s: a rank stopped or hangs");
+    }
     if (p[0].revents & (POLLOUT | POLLERR | POLLHUP)) {
       ssize_t w = ::send(next_.get(), send + sent, std::min(send_bytes - sent, kSegment),
                          MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (w < 0 && errno != EAGAIN && errno != EINTR) fail("ring send");
+      if (w < 0 && errno != EAGAIN && errno != EINTR) lost_peer(next_rank(), "next", errno);
       if (w > 0) sent += static_cast<size_t>(w);
     }
     if (p[1].revents & (POLLIN | POLLERR | POLLHUP)) {
       ssize_t r = ::recv(prev_.get(), recv + got, recv_bytes - got, MSG_DONTWAIT);
-      if (r == 0) throw std::runtime_error("ring: the previous rank closed its connection");
-      if (r < 0 && errno != EAGAIN && errno != EINTR) fail("ring recv");
+      if (r == 0) lost_peer(prev_rank(), "previous", 0);
+      if (r < 0 && errno != EAGAIN && errno != EINTR) lost_peer(prev_rank(), "previous", errno);
       if (r > 0) got += static_cast<size_t>(r);
       // Hand over whole segments as they complete, the rest at the end.
       size_t ready = got == recv_bytes ? got : got / kSegment * kSegment;

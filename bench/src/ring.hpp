@@ -53,6 +53,9 @@ class Ring {
 
  private:
   Ring(int rank, int size) : rank_(rank), size_(size) {}
+  int next_rank() const { return (rank_ + 1) % size_; }
+  int prev_rank() const { return (rank_ + size_ - 1) % size_; }
+  [[noreturn]] void lost_peer(int peer, const char* which, int error) const;
   void exchange(const char* send, size_t send_bytes, char* recv, size_t recv_bytes,
                 const std::function<void(size_t, size_t)>& on_received);
 

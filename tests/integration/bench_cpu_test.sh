@@ -142,5 +142,35 @@ if all_right "$work/srun-auto" 3 && grep -q "2 ranks on 2 node(s) (srun)" "$work
   pass "srun -N2 -n2 without MASTER_ADDR: rank 0 found from the step's node list, 0 wrong, PASS"
 else fail "srun without MASTER_ADDR: $(head -c 800 "$work/srun-auto")"; fi
 
+# A rank of an srun step SIGKILLed mid-run: its peers notice the lost
+# connection and end, each with one line naming the rank it lost, well
+# before the ring's 60 s no-progress limit; none is left behind.
+smark=/tmp/deepops-bench-peer-loss-$$.json # in every rank's command line; never written
+step_ranks() { pgrep -u "${DEEPOPS_LAB_USER:-deepops-test}" -f -- "$smark" -x deepops-bench || true; }
+# shellcheck disable=SC2317 # called through wait_until
+four_step_ranks() { [[ $(step_ranks | wc -l) == 4 ]]; }
+# shellcheck disable=SC2317 # called through wait_until
+no_step_ranks() { [[ -z $(step_ranks) ]]; }
+"$LAB" run --name "${DEEPOPS_TEST_LAB:-main}" -- timeout 300 srun -N2 -n4 "$BENCH" allreduce \
+  --backend cpu -b 16M -e 16M -n 100000 -w 1 -J "$smark" >"$work/peer" 2>&1 &
+srun_pid=$!
+if wait_until 120 four_step_ranks; then
+  step_ranks | sed -n 3p | xargs -r kill -KILL
+  if wait_until 30 no_step_ranks; then
+    wait "$srun_pid" || true
+    lines=$(grep "^deepops-bench: " "$work/peer" || true)
+    if [[ -n $lines ]] && ! grep -vqE "^deepops-bench: rank [0-3] lost rank [0-3], its (next|previous) in the ring \(.*\): did rank [0-3] die\? This rank stops too$" <<<"$lines"; then
+      pass "srun -n4, one rank SIGKILLed: the others end within seconds, each with one line naming the rank lost"
+    else fail "srun peer loss: the ranks' lines: $(cat "$work/peer")"; fi
+  else
+    fail "srun peer loss: $(step_ranks | wc -l) ranks still run 30 s after one was killed"
+    step_ranks | xargs -r kill -KILL
+    wait "$srun_pid" || true
+  fi
+else
+  fail "srun peer loss: the four ranks never ran: $(cat "$work/peer")"
+  wait "$srun_pid" || true
+fi
+
 echo "bench_cpu_test: $failures failure(s)"
 exit $((failures > 0))
