@@ -108,7 +108,10 @@ Profile load_profile(const std::string& name, const std::vector<std::string>& di
   std::string looked;
   for (const auto& c : candidates) looked += (looked.empty() ? "" : ", ") + c.string();
   throw std::invalid_argument("no profile '" + name + "' (looked at " + looked +
-                              "); profiles there: " + known_profiles(dirs));
+                              "); profiles there: " + known_profiles(dirs) +
+                              ". Give a file path, or add a folder of NAME.conf files to "
+                              "DEEPOPS_BENCH_PROFILES (colon-separated, looked in before "
+                              "/etc/deepops/bench)");
 }
 
 Expectation expected_busbw(const Profile& p, int nodes, int ranks_per_node) {

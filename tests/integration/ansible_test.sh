@@ -44,15 +44,18 @@ play() {
     -e deepops_containers_system_cache="$CACHE" \
     -e "{\"deepops_containers_prestage_images\": [\"$IMG\"],
          \"deepops_containers_import_options\": [\"--allow-http\", \"$DEEPOPS_LAB_REGISTRY\"],
+         \"deepops_containers_validate_nodes\": \"n[1-2]\",
+         \"deepops_containers_validate_cluster_options\": [\"--size\", \"4M\", \"-n\", \"3\"],
+         \"deepops_containers_validate_environment\": {\"SLURM_CONF\": \"$SLURM_CONF\"},
          \"deepops_containers_validate_options\": [\"-b\", \"1M\", \"-e\", \"4M\", \"-f\", \"2\"]}" \
     -e "$1"
 }
 
 rc=0
 play '{}' >"$work/play.out" 2>&1 || rc=$?
-if [[ $rc == 0 ]] && grep -q "localhost validated: PASS" "$work/play.out" &&
-  grep -q "failed=0" "$work/play.out"; then
-  pass "ansible-playbook against localhost: installed, configured, pre-staged, validated (PASS)"
+if [[ $rc == 0 ]] && grep -q "the cluster validated: PASS: 2 node(s): every node's own all-reduce correct" "$work/play.out" &&
+  grep -q "# stage 2: the ring over all 2 nodes" "$work/play.out" && grep -q "failed=0" "$work/play.out"; then
+  pass "ansible-playbook against localhost: installed, configured, pre-staged, validated by deepops-bench validate over the lab's nodes (PASS)"
 else fail "playbook (exit $rc): $(tail -40 "$work/play.out")"; fi
 
 plugin=$(dpkg -L "$PKG" 2>/dev/null | grep '/spank_deepops\.so$' || true)
@@ -77,9 +80,16 @@ else fail "srun with the system cache: $out; $(ls "$user_cache" 2>&1)"; fi
 
 rc=0
 play '{"deepops_containers_validate_expect": 100000}' >"$work/fail.out" 2>&1 || rc=$?
-if [[ $rc != 0 ]] && grep -q "deepops-bench on localhost: exit 1: FAIL: busbw .* below the expected 100000.00 GB/s" "$work/fail.out"; then
-  pass "a node below the expected bandwidth fails the play, with the bench's FAIL line"
+if [[ $rc != 0 ]] && grep -q "deepops-bench on the cluster: exit 1: FAIL: the ring of all nodes (below its figure)" "$work/fail.out"; then
+  pass "a cluster below the expected bandwidth fails the play, with validate's FAIL line"
 else fail "failing validation (exit $rc): $(tail -30 "$work/fail.out")"; fi
+
+rc=0
+play '{"deepops_containers_validate_mode": "node", "deepops_containers_validate_expect": 100000}' \
+  >"$work/node.out" 2>&1 || rc=$?
+if [[ $rc != 0 ]] && grep -q "deepops-bench on localhost: exit 1: FAIL: busbw .* below the expected 100000.00 GB/s" "$work/node.out"; then
+  pass "node mode: a node below the expected bandwidth fails the play, with allreduce's FAIL line"
+else fail "failing node validation (exit $rc): $(tail -30 "$work/node.out")"; fi
 
 echo "ansible_test: $failures failure(s)"
 exit $((failures > 0))
