@@ -146,7 +146,10 @@ else fail "srun without MASTER_ADDR: $(head -c 800 "$work/srun-auto")"; fi
 # connection and end, each with one line naming the rank it lost, well
 # before the ring's 60 s no-progress limit; none is left behind.
 smark=/tmp/deepops-bench-peer-loss-$$.json # in every rank's command line; never written
-step_ranks() { pgrep -u "${DEEPOPS_LAB_USER:-deepops-test}" -f -- "$smark" -x deepops-bench || true; }
+step_ranks() { # the ranks themselves, not srun or timeout, whose command lines hold it too
+  ps -u "${DEEPOPS_LAB_USER:-deepops-test}" -o pid=,comm=,args= |
+    awk -v m="$smark" '$2 == "deepops-bench" && index($0, m) { print $1 }'
+}
 # shellcheck disable=SC2317 # called through wait_until
 four_step_ranks() { [[ $(step_ranks | wc -l) == 4 ]]; }
 # shellcheck disable=SC2317 # called through wait_until
