@@ -16,6 +16,7 @@ end_stage() {
   [[ -n $STAGE_NAME ]] || return 0
   local took=$((SECONDS - STAGE_START))
   STAGES+=("$(printf '%4d s  %s' "$took" "$STAGE_NAME")")
+  STAGE_NAME=
   printf '(%d s)\n' "$took"
 }
 say() {
