@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -45,11 +46,18 @@ std::string join(const std::vector<std::string>& items, const char* sep) {
   return out;
 }
 
-void stop_runs_on_signals() {
+int run_stopping_on_signals(const char* what, const std::function<int()>& command) {
   struct sigaction act {};
   act.sa_handler = stop_children;
   sigaction(SIGINT, &act, nullptr);
   sigaction(SIGTERM, &act, nullptr);
+  try {
+    return command();
+  } catch (const Interrupted&) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "deepops-bench: %s interrupted; its runs were stopped\n", what);
+    return 130;
+  }
 }
 
 SlurmRuns::SlurmRuns(const std::string& nodes, const char* what, size_t min_nodes) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -57,7 +58,8 @@ class SlurmRuns {
 // "a,b,c"
 std::string join(const std::vector<std::string>& items, const char* sep);
 
-// Installs SIGINT and SIGTERM handlers that stop every running srun.
-void stop_runs_on_signals();
+// Runs `command` (sweep, validate) with SIGINT and SIGTERM stopping every
+// srun it started: then one line on stderr and exit status 130.
+int run_stopping_on_signals(const char* what, const std::function<int()>& command);
 
 }  // namespace deepops::bench

@@ -9,7 +9,6 @@
 #include "subprocess.hpp"
 
 namespace deepops::bench {
-namespace {
 
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
@@ -18,13 +17,11 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
-std::string gbps(double v) {
+std::string gbps_text(double v) {
   char text[32];
   std::snprintf(text, sizeof(text), "%.2f GB/s", v);
   return text;
 }
-
-}  // namespace
 
 std::vector<std::vector<std::pair<int, int>>> pair_rounds(int n) {
   std::vector<std::vector<std::pair<int, int>>> rounds;
@@ -76,9 +73,9 @@ SweepAnalysis analyse_sweep(const std::vector<std::string>& names,
       v.slow = true;
       char pct[32];
       std::snprintf(pct, sizeof(pct), "%.0f%%", 100.0 * v.best / std::max(s.reference, 1e-12));
-      s.findings.push_back("SLOW NODE: " + v.name + ": its best pair reaches " + gbps(v.best) +
-                           ", " + pct + " of the nodes' median best (" + gbps(s.reference) +
-                           (expect > 0 ? "; expected " + gbps(expect) : "") + ")");
+      s.findings.push_back("SLOW NODE: " + v.name + ": its best pair reaches " + gbps_text(v.best) +
+                           ", " + pct + " of the nodes' median best (" + gbps_text(s.reference) +
+                           (expect > 0 ? "; expected " + gbps_text(expect) : "") + ")");
     }
   }
   for (const auto& p : pairs) {
@@ -92,8 +89,8 @@ SweepAnalysis analyse_sweep(const std::vector<std::string>& names,
     const double slower = std::min(na.best, nb.best);
     if (p.busbw < threshold * slower) {
       s.slow_links.push_back({p.a, p.b, p.busbw, slower});
-      s.findings.push_back("SLOW LINK: " + na.name + " <-> " + nb.name + ": " + gbps(p.busbw) +
-                           " while both nodes reach " + gbps(slower) + " with others");
+      s.findings.push_back("SLOW LINK: " + na.name + " <-> " + nb.name + ": " + gbps_text(p.busbw) +
+                           " while both nodes reach " + gbps_text(slower) + " with others");
     }
   }
   s.pass = s.findings.empty();

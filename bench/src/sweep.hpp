@@ -7,6 +7,11 @@
 
 namespace deepops::bench {
 
+// The median of `values` (0 when empty).
+double median(std::vector<double> values);
+// "12.34 GB/s"
+std::string gbps_text(double gbps);
+
 // The pairs of a sweep over n nodes, in rounds of disjoint pairs (the circle
 // method): n-1 rounds for even n, n for odd (one node sits each round out).
 // Every pair appears once; no node is in two pairs of a round, so a round's

@@ -197,14 +197,7 @@ nlohmann::json sweep_json(const std::vector<std::string>& names, const SweepOutc
 }
 
 int run_sweep(const SweepArgs& a) {
-  stop_runs_on_signals();
-  try {
-    return sweep_nodes(a);
-  } catch (const Interrupted&) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "deepops-bench: sweep interrupted; its runs were stopped\n");
-    return 130;
-  }
+  return run_stopping_on_signals("sweep", [&a] { return sweep_nodes(a); });
 }
 
 }  // namespace deepops::bench

@@ -6,19 +6,6 @@
 namespace deepops::bench {
 namespace {
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t m = v.size() / 2;
-  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
-std::string gbps(double v) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.2f GB/s", v);
-  return text;
-}
-
 std::string number(double v) {
   char text[64];
   std::snprintf(text, sizeof(text), "%.15g", v);
@@ -55,8 +42,8 @@ NodeStageAnalysis analyse_node_stage(const std::vector<std::string>& names,
       char pct[32];
       std::snprintf(pct, sizeof(pct), "%.0f%%", 100.0 * r.busbw / s.reference);
       s.findings.push_back("SLOW NODE: " + names[i] + ": its own all-reduce reaches " +
-                           gbps(r.busbw) + ", " + pct + " of the nodes' median (" +
-                           gbps(s.reference) + ")");
+                           gbps_text(r.busbw) + ", " + pct + " of the nodes' median (" +
+                           gbps_text(s.reference) + ")");
     }
   }
   s.pass = s.findings.empty();
@@ -108,7 +95,7 @@ ValidateVerdict validate_verdict(const ValidateSummary& s) {
   line = text;
   if (node.reference > 0 && s.names.size() >= 2) {
     std::snprintf(text, sizeof(text), " and within %.0f%% of the nodes' median (%s)",
-                  100 * s.threshold, gbps(node.reference).c_str());
+                  100 * s.threshold, gbps_text(node.reference).c_str());
     line += text;
   } else {
     line += " (one rank per node: no bandwidth to compare)";
@@ -116,7 +103,7 @@ ValidateVerdict validate_verdict(const ValidateSummary& s) {
   if (s.ring_ran) {
     line += "; the ring of all nodes " +
             (s.ring_judged ? s.ring.verdict.substr(s.ring.verdict.find(':') + 2)
-                           : "correct at " + gbps(s.ring.busbw) +
+                           : "correct at " + gbps_text(s.ring.busbw) +
                                  " (no figure to judge it: --profile or --expect)");
   }
   if (s.sweep_ran) line += "; the sweep names no slow node or link";

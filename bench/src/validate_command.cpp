@@ -277,14 +277,7 @@ int validate_nodes(const ValidateArgs& a) {
 }  // namespace
 
 int run_validate(const ValidateArgs& a) {
-  stop_runs_on_signals();
-  try {
-    return validate_nodes(a);
-  } catch (const Interrupted&) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "deepops-bench: validate interrupted; its runs were stopped\n");
-    return 130;
-  }
+  return run_stopping_on_signals("validate", [&a] { return validate_nodes(a); });
 }
 
 }  // namespace deepops::bench
