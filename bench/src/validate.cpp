@@ -97,6 +97,8 @@ ValidateVerdict validate_verdict(const ValidateSummary& s) {
     std::snprintf(text, sizeof(text), " and within %.0f%% of the nodes' median (%s)",
                   100 * s.threshold, gbps_text(node.reference).c_str());
     line += text;
+  } else if (s.names.size() < 2) {
+    line += " (one node: no other to compare it with)";
   } else {
     line += " (one rank per node: no bandwidth to compare)";
   }

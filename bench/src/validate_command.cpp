@@ -256,8 +256,17 @@ int validate_nodes(const ValidateArgs& a) {
     seconds[2] = seconds_since(start);
   }
   const ValidateVerdict verdict = validate_verdict(v.summary());
-  std::printf("# stages took %.1f s, %.1f s and %.1f s\n%s\n", seconds[0], seconds[1], seconds[2],
-              verdict.line.c_str());
+  std::string took = "# took:";
+  auto add_stage = [&](int stage, bool ran) {
+    char text[64];
+    std::snprintf(text, sizeof(text), "%s stage %d %.1f s", stage > 1 ? "," : "", stage,
+                  seconds[static_cast<size_t>(stage - 1)]);
+    if (ran) took += text;
+  };
+  add_stage(1, true);
+  add_stage(2, v.summary().ring_ran);
+  add_stage(3, v.summary().sweep_ran);
+  std::printf("%s\n%s\n", took.c_str(), verdict.line.c_str());
   std::fflush(stdout);
   tables.restore();
   if (json_stdout) {

@@ -87,6 +87,21 @@ TEST(ValidateVerdictLine, PassSaysWhatWasJudgedAndHow) {
       << v.line;
 }
 
+TEST(ValidateVerdictLine, OneNodeOrOneRankSaysThereWasNothingToCompare) {
+  ValidateSummary one;
+  one.names = {"n1"};
+  one.node_runs = node_runs({2.5});
+  one.node_stage = analyse_node_stage(one.names, one.node_runs, 0.8);
+  EXPECT_EQ(validate_verdict(one).line,
+            "PASS: 1 node(s): every node's own all-reduce correct (one node: no other to compare "
+            "it with)");
+  ValidateSummary ranks = passing_summary();
+  ranks.node_runs = node_runs({0, 0, 0, 0});
+  ranks.node_stage = analyse_node_stage(kNames, ranks.node_runs, 0.5);
+  EXPECT_NE(validate_verdict(ranks).line.find("(one rank per node: no bandwidth to compare)"),
+            std::string::npos);
+}
+
 TEST(ValidateVerdictLine, FailNamesEachNodeAndLinkWithItsStage) {
   ValidateSummary s = passing_summary();
   s.node_runs[1].busbw = 0.1;
