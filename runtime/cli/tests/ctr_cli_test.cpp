@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "cli/ctr_app.hpp"
+#include "cli11_help.hpp"
 
 namespace deepops::cli {
 namespace {
@@ -27,7 +28,7 @@ Outcome parse(std::vector<const char*> words) {
 std::string help_of(const char* command) {
   Outcome o = command[0] ? parse({command, "--help"}) : parse({"--help"});
   EXPECT_EQ(o.status, 0) << command << ": " << o.err;
-  return o.out;
+  return deepops::testing::cli11_23_layout(o.out, "deepops-ctr");
 }
 
 const char* const kCommands[] = {"import", "list",   "remove", "gc",    "check",

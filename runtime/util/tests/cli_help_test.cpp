@@ -5,6 +5,8 @@
 #include <memory>
 #include <regex>
 
+#include "cli11_help.hpp"
+
 namespace deepops {
 namespace {
 
@@ -106,7 +108,7 @@ std::string help_of(CLI::App& app, const std::string& sub) {
   } catch (const CLI::ParseError& e) {
     EXPECT_EQ(app.exit(e, out, err), 0);
   }
-  return out.str();
+  return deepops::testing::cli11_23_layout(out.str(), "prog");
 }
 
 // Every kind of option there is, before and after make_help_readable.
