@@ -188,6 +188,7 @@ int run_rank(const AllReduceArgs& a, const LaunchInfo& where) {
                 backend->name().c_str(), type_name(t), op_name(op));
     for (const auto& lines : placement) print_prefixed("#   ", lines);
     std::printf("%s%s", table_header().c_str(), table_notes(nranks).c_str());
+    std::fflush(stdout);  // every rank has joined: shown now, not after the first size
   }
   std::vector<SizeResult> results;
   Progress progress(leader);

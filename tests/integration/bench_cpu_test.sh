@@ -157,7 +157,11 @@ no_step_ranks() { [[ -z $(step_ranks) ]]; }
 "$LAB" run --name "${DEEPOPS_TEST_LAB:-main}" -- timeout 300 srun -N2 -n4 "$BENCH" allreduce \
   --backend cpu -b 16M -e 16M -n 100000 -w 1 -J "$smark" >"$work/peer" 2>&1 &
 srun_pid=$!
-if wait_until 120 four_step_ranks; then
+# shellcheck disable=SC2317 # called through wait_until
+ring_formed() { grep -q "^# deepops-bench allreduce: 4 ranks on 2 node(s)" "$work/peer"; }
+# Killed once the ring has formed (rank 0 prints its header then): before,
+# the others would wait out the rendezvous deadline for the dead rank.
+if wait_until 120 four_step_ranks && wait_until 120 ring_formed; then
   step_ranks | sed -n 3p | xargs -r kill -KILL
   if wait_until 30 no_step_ranks; then
     wait "$srun_pid" || true
@@ -171,7 +175,7 @@ if wait_until 120 four_step_ranks; then
     wait "$srun_pid" || true
   fi
 else
-  fail "srun peer loss: the four ranks never ran: $(cat "$work/peer")"
+  fail "srun peer loss: the four ranks never formed their ring: $(cat "$work/peer")"
   wait "$srun_pid" || true
 fi
 
