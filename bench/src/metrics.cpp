@@ -9,15 +9,11 @@
 #include <stdexcept>
 
 namespace deepops::bench {
-namespace {
-
-std::string number(double v) {
+std::string prometheus_number(double v) {
   char text[64];
   std::snprintf(text, sizeof(text), "%.15g", v);
   return text;
 }
-
-}  // namespace
 
 std::string prometheus_text(const RunSummary& s) {
   const std::string run = "backend=\"" + s.backend + "\",ranks=\"" + std::to_string(s.ranks) +
@@ -32,13 +28,13 @@ std::string prometheus_text(const RunSummary& s) {
     const double alg = algbw_gbps(r.bytes, r.out_of_place_us);
     out += "deepops_bench_allreduce_busbw_gbps{" + run + ",size=\"" + std::to_string(r.bytes) +
            "\",type=\"" + type_name(r.type) + "\",op=\"" + op_name(r.op) + "\"} " +
-           number(allreduce_busbw(alg, s.ranks)) + "\n";
+           prometheus_number(allreduce_busbw(alg, s.ranks)) + "\n";
   }
   metric("deepops_bench_allreduce_algbw_gbps",
          "Out-of-place all-reduce algorithm bandwidth, GB/s.");
   for (const auto& r : results) {
     out += "deepops_bench_allreduce_algbw_gbps{" + run + ",size=\"" + std::to_string(r.bytes) +
-           "\"} " + number(algbw_gbps(r.bytes, r.out_of_place_us)) + "\n";
+           "\"} " + prometheus_number(algbw_gbps(r.bytes, r.out_of_place_us)) + "\n";
   }
   size_t wrong = 0;
   for (const auto& r : results) wrong += r.out_of_place_wrong + r.in_place_wrong;
@@ -52,15 +48,17 @@ std::string prometheus_text(const RunSummary& s) {
   out += "deepops_bench_allreduce_wrong_elements{" + run + "} " + std::to_string(wrong) + "\n";
   metric("deepops_bench_allreduce_largest_busbw_gbps",
          "Out-of-place busbw of the largest message: the figure the verdict judges.");
-  out += "deepops_bench_allreduce_largest_busbw_gbps{" + run + "} " + number(largest) + "\n";
-  metric("deepops_bench_allreduce_expected_busbw_gbps", "The busbw PASS needs (0: none given).");
-  out += "deepops_bench_allreduce_expected_busbw_gbps{" + run + "} " + number(s.expected.minimum) +
+  out += "deepops_bench_allreduce_largest_busbw_gbps{" + run + "} " + prometheus_number(largest) +
          "\n";
+  metric("deepops_bench_allreduce_expected_busbw_gbps", "The busbw PASS needs (0: none given).");
+  out += "deepops_bench_allreduce_expected_busbw_gbps{" + run + "} " +
+         prometheus_number(s.expected.minimum) + "\n";
   metric("deepops_bench_allreduce_pass", "1 when the run passed, 0 when it failed.");
   out += "deepops_bench_allreduce_pass{" + run + "} " + (s.verdict.pass ? "1" : "0") + "\n";
   metric("deepops_bench_allreduce_finished_seconds",
          "When the run ended, seconds since the epoch.");
-  out += "deepops_bench_allreduce_finished_seconds{" + run + "} " + number(s.finished_unix) + "\n";
+  out += "deepops_bench_allreduce_finished_seconds{" + run + "} " +
+         prometheus_number(s.finished_unix) + "\n";
   return out;
 }
 

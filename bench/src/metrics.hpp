@@ -18,6 +18,10 @@ struct RunSummary {
   double finished_unix = 0;  // seconds since the epoch
 };
 
+// A sample value as the exposition format writes it: every digit a double
+// holds, no trailing zeros.
+std::string prometheus_number(double v);
+
 // Prometheus text exposition: per size the out-of-place busbw, algbw and
 // wrong elements; for the run, the largest message's busbw, the expected
 // figure, PASS (1) or FAIL (0), and when it finished.

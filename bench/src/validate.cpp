@@ -3,14 +3,10 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "metrics.hpp"
+
 namespace deepops::bench {
 namespace {
-
-std::string number(double v) {
-  char text[64];
-  std::snprintf(text, sizeof(text), "%.15g", v);
-  return text;
-}
 
 void add_once(std::vector<std::string>& list, const std::string& item) {
   if (std::find(list.begin(), list.end(), item) == list.end()) list.push_back(item);
@@ -127,7 +123,7 @@ std::string validate_prometheus_text(const ValidateSummary& s, const ValidateVer
          "Out-of-place bus bandwidth of each node's own all-reduce, GB/s.");
   for (size_t i = 0; i < n; ++i) {
     out += "deepops_bench_validate_node_busbw_gbps{" + node_label(i) + "} " +
-           number(s.node_runs[i].busbw) + "\n";
+           prometheus_number(s.node_runs[i].busbw) + "\n";
   }
   metric("deepops_bench_validate_node_ok",
          "1 when the node's own all-reduce was correct and not slow, else 0.");
@@ -139,21 +135,23 @@ std::string validate_prometheus_text(const ValidateSummary& s, const ValidateVer
   if (s.ring_ran) {
     metric("deepops_bench_validate_ring_busbw_gbps",
            "Out-of-place bus bandwidth of the all-reduce over all nodes, GB/s.");
-    out += "deepops_bench_validate_ring_busbw_gbps{" + run + "} " + number(s.ring.busbw) + "\n";
+    out += "deepops_bench_validate_ring_busbw_gbps{" + run + "} " +
+           prometheus_number(s.ring.busbw) + "\n";
   }
   if (s.sweep_ran) {
     metric("deepops_bench_validate_sweep_best_busbw_gbps",
            "Each node's best pair in the sweep, GB/s.");
     for (size_t i = 0; i < s.sweep.nodes.size() && i < s.names.size(); ++i) {
       out += "deepops_bench_validate_sweep_best_busbw_gbps{" + node_label(i) + "} " +
-             number(s.sweep.nodes[i].best) + "\n";
+             prometheus_number(s.sweep.nodes[i].best) + "\n";
     }
   }
   metric("deepops_bench_validate_pass", "1 when the validation passed, 0 when it failed.");
   out += "deepops_bench_validate_pass{" + run + "} " + (v.pass ? "1" : "0") + "\n";
   metric("deepops_bench_validate_finished_seconds",
          "When the validation ended, seconds since the epoch.");
-  out += "deepops_bench_validate_finished_seconds{" + run + "} " + number(finished_unix) + "\n";
+  out += "deepops_bench_validate_finished_seconds{" + run + "} " +
+         prometheus_number(finished_unix) + "\n";
   return out;
 }
 
