@@ -41,6 +41,7 @@ REGISTRY=(docker-registry skopeo apache2-utils openssl curl ca-certificates jq)
 IMAGES=(busybox-static debootstrap python3 zstd pigz umoci apt-utils) # apt-utils: apt-ftparchive indexes the lab apt repository
 LAB=(iproute2 iputils-ping procps psmisc util-linux kmod)
 BENCH=(hyperfine time bc)
+DAEMON=(podman uidmap) # import.daemon: podman:// from the test user's rootless Podman (newuidmap)
 LINT=(shellcheck)
 DEB=(dpkg-dev file man-db) # the deb (CPack's shlibdeps needs file), and man to find its pages
 PACKAGE=(lintian rpm rpmlint ansible-core) # the rpm, the packages' checkers, the playbook
@@ -48,7 +49,8 @@ PACKAGE=(lintian rpm rpmlint ansible-core) # the rpm, the packages' checkers, th
 case $SET in
   all)
     ALL=("${BUILD[@]}" "${CLANG[@]}" "${SLURM[@]}" "${MPI[@]}" "${MOUNTS[@]}" "${REGISTRY[@]}"
-      "${IMAGES[@]}" "${LAB[@]}" "${BENCH[@]}" "${LINT[@]}" "${DEB[@]}" "${PACKAGE[@]}") ;;
+      "${IMAGES[@]}" "${LAB[@]}" "${BENCH[@]}" "${DAEMON[@]}" "${LINT[@]}" "${DEB[@]}"
+      "${PACKAGE[@]}") ;;
   matrix)
     # The images are built on the host and read from its cache.
     # ccache: a release root keeps its compiler cache between runs, and a

@@ -21,6 +21,9 @@ IMAGE is any of:
                                          (skopeo copy docker://IMAGE oci:DIR:TAG makes one)
   oci-archive:/srv/pytorch.tar[:TAG]     a tar of such a layout
   docker-archive:/srv/pytorch.tar        a `docker save` archive
+  dockerd://ubuntu:22.04                 an image of the local Docker daemon (`docker save`,
+                                         run as you; TAG defaults to latest)
+  podman://localhost/app:1               an image of your own Podman storage (`podman save`)
 
 Credentials: ~/.config/enroot/.credentials (netrc lines: machine HOST login USER
 password PASS, where PASS may be $(command)), then ~/.docker/config.json.

@@ -1,6 +1,7 @@
-// oci-archive: and docker-archive: sources. The archive is unpacked (blobs
-// only: regular files and folders, nothing that could leave the folder) into
-// a scratch folder; a docker-archive is then rewritten as an OCI layout, and
+// oci-archive: and docker-archive: sources, and docker-archive streams
+// (`docker save` through a pipe). The archive is unpacked (blobs only: regular
+// files and folders, nothing that could leave the folder) into a scratch
+// folder; a docker-archive is then rewritten as an OCI layout, and
 // either is read as one, with every blob verified like any other.
 #include "image/archive_origin.hpp"
 
@@ -8,9 +9,12 @@
 #include <archive_entry.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <exception>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <vector>
 
 #include "image/layer_merge.hpp"
 #include "image/layer_stream.hpp"
@@ -26,18 +30,50 @@ namespace {
               "check that the file is a complete image archive");
 }
 
-void unpack(const fs::path& file, const fs::path& dest) {
-  std::unique_ptr<archive, int (*)(archive*)> in(archive_read_new(), archive_read_free);
-  std::unique_ptr<archive, int (*)(archive*)> out(archive_write_disk_new(), archive_write_free);
+using ArchivePtr = std::unique_ptr<archive, int (*)(archive*)>;
+
+// A stream as libarchive reads it: its callback may not throw (libarchive is
+// C), so an error is kept here and rethrown once libarchive has returned.
+struct StreamSource {
+  const StreamReader* read = nullptr;
+  std::vector<char> buffer = std::vector<char>(1 << 20);
+  std::exception_ptr error;
+};
+
+la_ssize_t read_stream(archive* a, void* data, const void** block) {
+  auto* s = static_cast<StreamSource*>(data);
+  try {
+    *block = s->buffer.data();
+    return static_cast<la_ssize_t>((*s->read)(s->buffer.data(), s->buffer.size()));
+  } catch (...) {
+    s->error = std::current_exception();
+    archive_set_error(a, EIO, "the stream failed");
+    return -1;
+  }
+}
+
+// Opens `in` on a file, or on a stream when `stream` is set.
+void open_source(archive* in, const fs::path& file, StreamSource* stream) {
+  int rc = stream ? archive_read_open(in, stream, nullptr, read_stream, nullptr)
+                  : archive_read_open_filename(in, file.c_str(), 1 << 20);
+  // A file that cannot be opened may be missing; a stream that cannot is no tar.
+  if (rc != ARCHIVE_OK && stream) bad_archive(file, "not a tar archive: " + archive_error(in));
+  if (rc != ARCHIVE_OK) {
+    throw Error(Errc::not_found, "cannot read " + file.string() + ": " + archive_error(in));
+  }
+}
+
+// `file` names the source in messages; with `stream` set, it is read from there.
+void unpack(const fs::path& file, const fs::path& dest, StreamSource* stream = nullptr) {
+  ArchivePtr in(archive_read_new(), archive_read_free);
+  ArchivePtr out(archive_write_disk_new(), archive_write_free);
   archive_read_support_format_tar(in.get());
   archive_read_support_format_gnutar(in.get());
   archive_read_support_filter_gzip(in.get());
   // Entry paths are checked and made relative to dest below; these guard the rest.
   archive_write_disk_set_options(out.get(),
                                  ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS);
-  if (archive_read_open_filename(in.get(), file.c_str(), 1 << 20) != ARCHIVE_OK) {
-    throw Error(Errc::not_found, "cannot read " + file.string() + ": " + archive_error(in.get()));
-  }
+  open_source(in.get(), file, stream);
   archive_entry* entry = nullptr;
   int rc;
   while ((rc = archive_read_next_header(in.get(), &entry)) == ARCHIVE_OK) {
@@ -165,20 +201,18 @@ class ArchiveOrigin : public ImageOrigin {
   std::unique_ptr<ImageOrigin> inner_;
 };
 
-}  // namespace
-
-std::unique_ptr<ImageOrigin> archive_origin(bool docker, const fs::path& file,
-                                            const std::string& tag,
-                                            const fs::path& scratch_parent) {
-  std::string reference = (docker ? "docker-archive:" : "oci-archive:") +
-                          fs::absolute(file).string() + (tag.empty() ? "" : ":" + tag);
+// Unpacks `file` (or `stream`) into a fresh folder under scratch_parent and
+// reads it as a layout; the folder goes with the origin, or at once on error.
+std::unique_ptr<ImageOrigin> unpacked_origin(bool docker, const std::string& reference,
+                                             const fs::path& file, const std::string& tag,
+                                             const fs::path& scratch_parent, StreamSource* stream) {
   fs::create_directories(scratch_parent);
   fs::path dir = scratch_parent / ("archive." + std::to_string(::getpid()) + "." +
                                    sha256_digest(reference).substr(7, 12));
   fs::remove_all(dir);
   fs::create_directories(dir);
   try {
-    unpack(file, dir);
+    unpack(file, dir, stream);
     std::unique_ptr<ImageOrigin> inner;
     if (docker) {
       std::string found = docker_to_oci(file, dir);
@@ -190,6 +224,30 @@ std::unique_ptr<ImageOrigin> archive_origin(bool docker, const fs::path& file,
   } catch (...) {
     std::error_code ec;
     fs::remove_all(dir, ec);
+    throw;
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<ImageOrigin> archive_origin(bool docker, const fs::path& file,
+                                            const std::string& tag,
+                                            const fs::path& scratch_parent) {
+  std::string reference = (docker ? "docker-archive:" : "oci-archive:") +
+                          fs::absolute(file).string() + (tag.empty() ? "" : ":" + tag);
+  return unpacked_origin(docker, reference, file, tag, scratch_parent, nullptr);
+}
+
+std::unique_ptr<ImageOrigin> docker_archive_stream_origin(const std::string& reference,
+                                                          const StreamReader& read,
+                                                          const fs::path& scratch_parent) {
+  StreamSource stream;
+  stream.read = &read;
+  try {
+    return unpacked_origin(true, reference, reference, "", scratch_parent, &stream);
+  } catch (...) {
+    // The stream's own failure says more than libarchive's "the stream failed".
+    if (stream.error) std::rethrow_exception(stream.error);
     throw;
   }
 }

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -16,5 +18,17 @@ namespace deepops {
 std::unique_ptr<ImageOrigin> archive_origin(bool docker, const std::filesystem::path& file,
                                             const std::string& tag,
                                             const std::filesystem::path& scratch_parent);
+
+// Reads up to `size` bytes into `buffer`, returning how many; 0 at the end.
+// Throws deepops::Error when the stream fails.
+using StreamReader = std::function<size_t(char* buffer, size_t size)>;
+
+// A docker-archive read once, front to back, from a stream that need not be
+// seekable (`docker save` writing into a pipe), unpacked as above. An error
+// that `read` throws is rethrown as it is. `reference` names the origin (and
+// the source in messages).
+std::unique_ptr<ImageOrigin> docker_archive_stream_origin(
+    const std::string& reference, const StreamReader& read,
+    const std::filesystem::path& scratch_parent);
 
 }  // namespace deepops

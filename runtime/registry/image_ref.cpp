@@ -157,8 +157,8 @@ std::string_view strip_scheme(std::string_view text) {
   constexpr std::string_view kDocker = "docker://";
   if (text.starts_with(kDocker)) return text.substr(kDocker.size());
   if (text.starts_with("dockerd://") || text.starts_with("podman://")) {
-    bad("images from a local Docker or Podman daemon are not supported", text,
-        "push the image to a registry, or save it as squashfs and give its path");
+    bad("it names an image of a local Docker or Podman daemon, not of a registry", text,
+        "import it: deepops-ctr import " + std::string(text));
   }
   size_t scheme = text.find("://");
   if (scheme != std::string_view::npos) {

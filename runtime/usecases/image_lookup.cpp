@@ -47,7 +47,10 @@ FoundImage find_image(const std::string& text, const Settings& settings, const f
   if (source && std::holds_alternative<SquashfsFile>(*source)) {
     return read_squashfs_file(std::get<SquashfsFile>(*source), cwd);
   }
-  if (source && std::holds_alternative<OfflineImage>(*source)) {
+  // An offline or daemon image is read (saved) on import only: a daemon's
+  // tag may name new content by now.
+  if (source && (std::holds_alternative<OfflineImage>(*source) ||
+                 std::holds_alternative<DaemonImage>(*source))) {
     throw Error(Errc::invalid_argument, "'" + text + "' must be imported before it can run",
                 "deepops-ctr import " + text + ", then start the image it prints");
   }

@@ -5,6 +5,7 @@
 #include <string_view>
 #include <variant>
 
+#include "image/daemon_origin.hpp"
 #include "registry/image_ref.hpp"
 
 namespace deepops {
@@ -27,13 +28,26 @@ struct OfflineImage {
   bool operator==(const OfflineImage&) const = default;
 };
 
+// An image of a local Docker daemon or of the user's Podman storage, as
+// Enroot names them: "dockerd://IMAGE[:TAG]", "podman://IMAGE[:TAG]". IMAGE
+// is kept as the client names it ([HOST[:PORT]/]PATH, no Docker Hub
+// expansion), TAG defaults to "latest". No digest: `save` takes tags.
+struct DaemonImage {
+  DaemonClient client = DaemonClient::docker;
+  std::string name;
+  std::string tag = "latest";
+  std::string reference() const { return name + ":" + tag; }  // what `save` is given
+  bool operator==(const DaemonImage&) const = default;
+};
+
 // Where an image comes from, as a user writes it: every front end (the
 // CLI, --container-image) classifies its argument here, and only here.
-using ImageSource = std::variant<RegistryImage, SquashfsFile, OfflineImage>;
+using ImageSource = std::variant<RegistryImage, SquashfsFile, OfflineImage, DaemonImage>;
 
-// Accepts a path ('/' or '.' first), an offline transport (above), the
-// Pyxis/Enroot syntax [USER@][REGISTRY#]IMAGE[:TAG][@DIGEST], the docker
-// style REGISTRY/IMAGE[:TAG][@DIGEST] and an optional docker:// prefix.
+// Accepts a path ('/' or '.' first), an offline transport or a daemon image
+// (above), the Pyxis/Enroot syntax [USER@][REGISTRY#]IMAGE[:TAG][@DIGEST],
+// the docker style REGISTRY/IMAGE[:TAG][@DIGEST] and an optional docker://
+// prefix.
 // Throws deepops::Error (Errc::invalid_argument) naming the bad part and
 // saying how to write it instead.
 ImageSource parse_image_source(std::string_view text);

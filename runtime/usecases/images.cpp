@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "image/archive_origin.hpp"
+#include "image/daemon_origin.hpp"
 #include "image/image_origin.hpp"
 #include "util/error.hpp"
 
@@ -20,6 +21,13 @@ std::unique_ptr<ImageOrigin> offline_origin(const OfflineImage& image, const fs:
   using F = OfflineImage::Format;
   if (image.format == F::oci_layout) return oci_layout_origin(path, image.tag);
   return archive_origin(image.format == F::docker_archive, path, image.tag, scratch);
+}
+
+// Where the client of a daemon image is looked for.
+std::string search_path(const ImportRequest& request) {
+  const EnvLookup env = request.env ? request.env : process_env_lookup();
+  // execvp's default when PATH is unset.
+  return env("PATH").value_or("/bin:/usr/bin");
 }
 
 FoundImage imported(ImportResult r, const std::string& name) {
@@ -57,8 +65,12 @@ FoundImage find_or_import(const ImportRequest& request, const Settings& settings
   if (const auto* ref = std::get_if<RegistryImage>(&request.source)) {
     return imported(import_image(*ref, options), ref->canonical());
   }
-  auto origin = offline_origin(std::get<OfflineImage>(request.source), request.cwd,
-                               settings.cache_path / "tmp");
+  const fs::path scratch = settings.cache_path / "tmp";
+  if (const auto* daemon = std::get_if<DaemonImage>(&request.source)) {
+    auto origin = daemon_origin(daemon->client, daemon->reference(), search_path(request), scratch);
+    return imported(import_image(*origin, options), describe(request.source));
+  }
+  auto origin = offline_origin(std::get<OfflineImage>(request.source), request.cwd, scratch);
   return imported(import_image(*origin, options), describe(request.source));
 }
 

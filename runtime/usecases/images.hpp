@@ -10,6 +10,7 @@
 #include "image/image_cache.hpp"
 #include "image/importer.hpp"
 #include "usecases/image_source.hpp"
+#include "util/env_lookup.hpp"
 
 // Finding and importing images, as every front end does it: `deepops-ctr
 // import`, `start` and `create`, and the keeper of a Slurm step. The front
@@ -27,6 +28,10 @@ struct ImportRequest {
   unsigned parallel_downloads = 4;
   std::vector<std::string> mirrors;  // REGISTRY=URL, tried before the mirrors file's
   CredentialFiles credentials;       // the user's (CredentialFiles::from_environment)
+  // The user's variables; only PATH is read: where dockerd:// and podman://
+  // find their client. Unset: this process's, the environment the client
+  // runs with anyway (it needs HOME, DOCKER_HOST, XDG_RUNTIME_DIR).
+  EnvLookup env;
   std::function<void(const ImportProgress&)> progress;
   std::function<void(const std::string&)> warn;
 };
@@ -43,8 +48,10 @@ struct FoundImage {
 ImportOptions import_options(const Settings& settings, const ImportRequest& request);
 
 // A squashfs file is read where it is (with its .json beside it, if any);
-// registry and offline images are imported into the cache, or found there
-// by their digest.
+// registry, offline and daemon images are imported into the cache, or found
+// there by their digest. A daemon image is saved from its daemon each time:
+// its digest is that of the saved content (as for a docker-archive), so a
+// tag given new content is imported anew, never served stale.
 FoundImage find_or_import(const ImportRequest& request, const Settings& settings);
 
 // The images of `cache` that `text` designates: a reference as `list` shows

@@ -317,7 +317,7 @@ void validate_on_submit(ContainerRequest& r, const fs::path& cwd) {
         throw bad("container-image", "cannot read the image file " + p.string(),
                   "check the path; it must be readable on the compute nodes too");
       }
-    } else {
+    } else if (std::holds_alternative<RegistryImage>(source)) {
       // Pyxis's trap: "img.sqsh" without "./" is taken for a Docker Hub name.
       struct stat st {};
       bool local_file = stat((cwd / r.image).c_str(), &st) == 0 && S_ISREG(st.st_mode);

@@ -116,7 +116,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"my image", "whitespace", "quoting"}, BadCase{"ubuntu\t", "whitespace", ""},
         BadCase{"a//b", "'' is not a valid image name component", ""},
         BadCase{"a/b-/c", "'b-'", "lowercase letters"}, BadCase{"a..b", "'a..b'", ""},
-        BadCase{"dockerd://ubuntu", "local Docker", "push the image"},
+        BadCase{"dockerd://ubuntu", "local Docker", "deepops-ctr import dockerd://ubuntu"},
         BadCase{"http://example.com/x", "unknown scheme 'http://'", ""},
         BadCase{"docker:///abs", "a path is not a registry image", ""},
         BadCase{"@ubuntu", "user before '@' is empty", ""}),

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# `deepops-ctr import` from local image stores, as the unprivileged lab user,
+# with Debian's Podman run rootless by deepops-ctr itself; no network, no
+# registry, no Slurm, no GPU:
+#   1. a Podman image made offline (`podman import` of a busybox-static rootfs)
+#   2. podman://localhost/NAME:TAG imported, started, a file of it read
+#   3. new content under the same tag: imported anew and started, never the
+#      cached old one; the same content again is a cache hit
+#   4. podman://nosuchimage:1: exit 1, a message naming the image
+#   5. dockerd://busybox:1 with no Docker daemon: "not installed" (no docker
+#      client) or "cannot reach its daemon" (a client, no daemon)
+#   6. podman:// with no podman in PATH: "not installed"
+#
+# Rootless Podman needs subordinate id ranges for the user (/etc/subuid and
+# /etc/subgid, used through newuidmap from uidmap): added here if the user
+# has none. Its storage is the test's own ($work/storage, vfs: no overlay
+# in the user namespace needed), named by CONTAINERS_STORAGE_CONF, which the
+# `podman save` that deepops-ctr runs inherits; podman 4.3 takes
+# rootless_storage_path there, not graphroot. Podman's rootless pause process
+# is stopped at the end, and the storage removed.
+#
+# Usage: import_daemon_test.sh DEEPOPS_CTR  (DEEPOPS_LAB_USER: the user,
+# default deepops-test, created as the lab creates it when missing)
+set -euo pipefail
+CTR=$(readlink -f "$1")
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/support/checks.sh
+source "$HERE/../support/checks.sh"
+USER_NAME=${DEEPOPS_LAB_USER:-deepops-test}
+NAME=localhost/deepops-daemon-test
+BUSYBOX=$(command -v busybox || true)
+for need in podman newuidmap "$BUSYBOX"; do
+  if [[ -z $need ]] || ! command -v "$need" >/dev/null; then
+    echo "FAIL ${need:-busybox} is missing: run packaging/install-deps.sh"
+    exit 1
+  fi
+done
+
+if ! getent passwd "$USER_NAME" >/dev/null; then
+  useradd --create-home --user-group --shell /bin/bash "$USER_NAME"
+fi
+# add_subids FILE FLAG: a range of 65536 ids after every range in FILE.
+add_subids() {
+  if grep -q "^$USER_NAME:" "$1" 2>/dev/null; then return 0; fi
+  local start
+  start=$(awk -F: 'BEGIN { m = 100000 } { if ($2 + $3 > m) m = $2 + $3 } END { print m }' "$1" 2>/dev/null || echo 100000)
+  usermod "$2" "$start-$((start + 65535))" "$USER_NAME"
+}
+add_subids /etc/subuid --add-subuids
+add_subids /etc/subgid --add-subgids
+# As the lab does: unprivileged squashfuse needs Debian's 0666 /dev/fuse.
+if [[ -e /dev/fuse && $(stat -c %a /dev/fuse) != 666 ]]; then chmod 0666 /dev/fuse; fi
+
+work=$(mktemp -d /tmp/import-daemon-test.XXXXXX)
+chmod 0755 "$work"
+cd "$work"
+mkdir -p home xdg storage cache data runtime conf nobin
+chmod 0700 xdg runtime
+chown "$USER_NAME:" home xdg storage cache data runtime
+cat >storage.conf <<CONF
+[storage]
+driver = "vfs"
+rootless_storage_path = "$work/storage"
+CONF
+# No systemd session here: no journald events, cgroups by path.
+cat >containers.conf <<CONF
+[engine]
+events_logger = "none"
+cgroup_manager = "cgroupfs"
+CONF
+
+# as_user COMMAND...: as the user, in a clean environment of the test's
+# (PATH from USER_PATH when set).
+as_user() {
+  runuser -u "$USER_NAME" -- env -i HOME="$work/home" USER="$USER_NAME" LOGNAME="$USER_NAME" \
+    PATH="${USER_PATH:-/usr/local/bin:/usr/bin:/bin}" XDG_RUNTIME_DIR="$work/xdg" \
+    CONTAINERS_STORAGE_CONF="$work/storage.conf" CONTAINERS_CONF="$work/containers.conf" \
+    DEEPOPS_CACHE_PATH="$work/cache" DEEPOPS_DATA_PATH="$work/data" \
+    DEEPOPS_RUNTIME_PATH="$work/runtime" DEEPOPS_SYSCONF_DIR="$work/conf" \
+    DEEPOPS_IMAGE_MOUNT_LINGER=0 "$@"
+}
+
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+  as_user podman rmi --all --force >/dev/null 2>&1 || true
+  local pause
+  pause=$(cat "$work/xdg/libpod/tmp/pause.pid" 2>/dev/null || true)
+  if [[ $pause =~ ^[0-9]+$ ]]; then kill "$pause" 2>/dev/null || true; fi
+  [[ -n ${KEEP_WORK:-} ]] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+# podman_image CONTENT: NAME:1 holds busybox and /etc/deepops-daemon-test.
+podman_image() {
+  rm -rf rootfs rootfs.tar
+  mkdir -p rootfs/bin rootfs/etc
+  cp "$BUSYBOX" rootfs/bin/busybox
+  ln -s busybox rootfs/bin/sh
+  ln -s busybox rootfs/bin/cat
+  echo "$1" >rootfs/etc/deepops-daemon-test
+  tar -C rootfs -cf rootfs.tar .
+  if ! as_user podman import --quiet rootfs.tar "$NAME:1" >/dev/null 2>podman-import.err; then
+    echo "FAIL podman import as $USER_NAME: $(head -c 1000 podman-import.err)"
+    exit 1
+  fi
+}
+
+# run_ctr OUT [VAR=value...] ARGS...: `deepops-ctr ARGS...` as the user (with
+# those variables), its output in OUT; its exit status.
+run_ctr() {
+  local out=$1 vars=() rc=0
+  shift
+  while [[ $# -gt 0 && $1 == *=* ]]; do
+    vars+=("$1")
+    shift
+  done
+  as_user "${vars[@]}" "$CTR" "$@" >"$out" 2>&1 || rc=$?
+  return "$rc"
+}
+
+# ---- 1, 2: an image of the user's Podman, imported and started
+podman_image one
+if sqsh1=$(as_user "$CTR" import -q "podman://$NAME:1" 2>import1.err) && [[ -f $sqsh1 ]]; then
+  pass "import podman://$NAME:1 as $USER_NAME ($sqsh1)"
+else fail "import podman://$NAME:1: '${sqsh1:-}' $(head -c 600 import1.err)"; fi
+got=$(as_user "$CTR" start "$sqsh1" cat /etc/deepops-daemon-test 2>&1 || true)
+if [[ $got == one ]]; then pass "start: the image's file reads 'one'"; else
+  fail "start of the first import: got '$got'"
+fi
+
+# ---- 3: the same tag, new content
+podman_image two
+sqsh2=$(as_user "$CTR" import -q "podman://$NAME:1" 2>import2.err || true)
+if [[ -f $sqsh2 && $sqsh2 != "$sqsh1" ]]; then pass "new content under the tag is imported anew"; else
+  fail "re-import after the change: '$sqsh2' (first: '$sqsh1') $(head -c 600 import2.err)"
+fi
+got=$(as_user "$CTR" start "$sqsh2" cat /etc/deepops-daemon-test 2>&1 || true)
+if [[ $got == two ]]; then pass "start: the new content 'two', not the cached 'one'"; else
+  fail "start of the second import: got '$got'"
+fi
+if run_ctr import3.out import "podman://$NAME:1" && grep -qx "$sqsh2" import3.out &&
+  ! grep -q "^imported" import3.out; then
+  pass "the same content again is found in the cache"
+else fail "third import: $(head -c 600 import3.out)"; fi
+if [[ -z $(ls -A cache/tmp 2>/dev/null) ]]; then pass "no scratch left in the cache"; else
+  fail "left in cache/tmp: $(ls cache/tmp)"
+fi
+
+# ---- 4: an image Podman does not have
+rc=0
+run_ctr missing.out import podman://nosuchimage:1 || rc=$?
+if [[ $rc -eq 1 ]] && grep -q "podman://nosuchimage:1" missing.out &&
+  grep -q "image not known" missing.out && grep -q "hint: podman pull" missing.out; then
+  pass "podman://nosuchimage:1: exit 1, naming the image, hint to pull"
+else fail "podman://nosuchimage:1: exit $rc: $(head -c 600 missing.out)"; fi
+
+# ---- 5: no Docker daemon. DOCKER_HOST names a socket that nothing serves,
+# so that a daemon running on this machine cannot change the outcome.
+rc=0
+run_ctr docker.out DOCKER_HOST="unix://$work/no-docker.sock" import dockerd://busybox:1 || rc=$?
+if [[ $rc -eq 1 ]] && grep -Eq "docker is not installed here \(no \`docker\` in PATH\)|dockerd://busybox:1: docker cannot reach its daemon: .*Cannot connect to the Docker daemon" docker.out; then
+  pass "dockerd://busybox:1 without a daemon: $(grep -m1 error: docker.out)"
+else fail "dockerd://busybox:1: exit $rc: $(head -c 600 docker.out)"; fi
+
+# ---- 6: no podman in PATH
+rc=0
+USER_PATH=$work/nobin run_ctr nopodman.out import "podman://$NAME:1" || rc=$?
+if [[ $rc -eq 1 ]] && grep -q "podman is not installed here (no \`podman\` in PATH)" nopodman.out; then
+  pass "podman:// with no podman in PATH: not installed"
+else fail "podman:// without podman: exit $rc: $(head -c 600 nopodman.out)"; fi
+
+echo "$failures failure(s)"
+[[ $failures -eq 0 ]]
