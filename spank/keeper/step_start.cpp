@@ -237,7 +237,9 @@ void apply_request(ContainerSpec& spec, const ContainerRequest& r, const Setting
   spec.unshare_net = r.unshare_net;
   spec.unshare_ipc = r.unshare_ipc;
   spec.unshare_uts = r.unshare_uts;
-  if (!named) spec.mounts.insert(spec.mounts.end(), r.mounts.begin(), r.mounts.end());
+  // As Pyxis: a named container's start takes the step's mounts too; only a
+  // step attaching to a running one ignores them (that path ends earlier).
+  spec.mounts.insert(spec.mounts.end(), r.mounts.begin(), r.mounts.end());
   for (const auto& name : r.env_names) {
     if (auto it = step.job_env.find(name); it != step.job_env.end())
       spec.env.emplace_back(name, it->second);
@@ -388,6 +390,9 @@ KeeperReport attach_report(const NamedContainer& c, const ContainerRequest& r,
   rep.remap_root = c.remap_root;
   rep.id_call_filter = settings.seccomp_filter;
   describe_image(rep, c.config);
+  // Pyxis's words: the running container's mounts are what they are.
+  if (!r.mounts.empty())
+    rep.notice = "ignoring --container-mounts when attaching to a running container";
   return rep;
 }
 

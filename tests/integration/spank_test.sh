@@ -230,6 +230,8 @@ expect "--container-name: created from the image, writable, writes kept" "kept" 
   srun -w n1 --container-name=c1 --container-image="$IMG" sh -c 'echo kept >/state && cat /state'
 expect "--container-name: a later step finds the writes, no image needed" "kept" \
   srun -w n1 --container-name=c1 cat /state
+expect "--container-name: a stopped container's start takes the step's mounts, as Pyxis" "hello" \
+  srun -w n1 --container-name=c1 --container-mounts="$work/data:/data:ro" cat /data/file
 expect_fail "--container-name=NAME:create fails if it exists" 1 "already exists" \
   srun -w n1 --container-name=c1:create --container-image="$IMG" true
 expect_fail "--container-name=NAME:exec fails unless it is running" 1 "is not running" \
