@@ -25,6 +25,7 @@
 #include "usecases/images.hpp"
 #include "util/env_lookup.hpp"
 #include "util/error.hpp"
+#include "util/installed_program.hpp"
 
 namespace deepops::cli {
 namespace {
@@ -42,16 +43,9 @@ Settings load_settings(const std::string& cache) {
 // their dozens of libraries), which would cost every `start` ~7 ms of dynamic
 // linking; imports run in deepops-ctr-import, the full build, beside it.
 int run_import(const ImportArgs&, const std::string&, char** argv) {
-  std::string self = std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
-  for (const char* rel : {"/deepops-ctr-import", "/../libexec/deepops/deepops-ctr-import"}) {
-    std::string helper = self + rel;
-    if (access(helper.c_str(), X_OK) == 0) {
-      execv(helper.c_str(), argv);
-      throw sys_error("cannot run " + helper, errno);
-    }
-  }
-  throw Error(Errc::not_found, "deepops-ctr-import is not installed beside " + self,
-              "reinstall the deepops package");
+  const std::string helper = installed_program("deepops-ctr-import").string();
+  execv(helper.c_str(), argv);
+  throw sys_error("cannot run " + helper, errno);
 }
 #else
 // The flags, as the last layer of the settings. Lists are taken item by

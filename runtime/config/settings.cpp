@@ -95,15 +95,22 @@ void load_file(Settings& s, const fs::path& file, const EnvLookup& env) {
   }
 }
 
-// The site's folder NAME, then the user's: none when CONFIG_PATH is empty,
-// never a relative "NAME" in whatever folder the process is in.
-std::vector<fs::path> layered_dirs(const fs::path& sysconf_dir, const fs::path& config_path,
-                                   const char* name) {
+// The site's folder NAME, the extra ones, then the user's: none when
+// CONFIG_PATH is empty, never a relative "NAME" in whatever folder the
+// process is in.
+std::vector<fs::path> layered_dirs(const Settings& s, const char* name) {
+  std::vector<fs::path> bases = {s.sysconf_dir};
+  bases.insert(bases.end(), s.extra_conf_dirs.begin(), s.extra_conf_dirs.end());
+  bases.push_back(s.config_path);
   std::vector<fs::path> dirs;
-  for (const auto& base : {sysconf_dir, config_path}) {
+  for (const auto& base : bases) {
     if (!base.empty()) dirs.push_back(base / name);
   }
   return dirs;
+}
+
+bool skipped(const Settings& s, const fs::path& file) {
+  return s.skipped_conf_files.count(file.filename().string()) != 0;
 }
 
 fs::path home_dir(const EnvLookup& env) { return env("HOME").value_or("/"); }
@@ -222,8 +229,9 @@ Settings Settings::load(const SettingsSources& sources) {
 
 std::vector<MountEntry> Settings::load_mounts(const EnvLookup& env) const {
   std::vector<MountEntry> out;
-  for (const auto& dir : layered_dirs(sysconf_dir, config_path, "mounts.d")) {
+  for (const auto& dir : layered_dirs(*this, "mounts.d")) {
     for (const auto& f : files_in(dir, ".fstab")) {
+      if (skipped(*this, f)) continue;
       auto more = parse_mounts_text(read_text(f), env, f.string());
       out.insert(out.end(), more.begin(), more.end());
     }
@@ -236,8 +244,9 @@ std::vector<MountEntry> Settings::load_mounts(const EnvLookup& env) const {
 std::vector<std::pair<std::string, std::string>> Settings::load_environ(
     const EnvLookup& env) const {
   std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& dir : layered_dirs(sysconf_dir, config_path, "environ.d")) {
+  for (const auto& dir : layered_dirs(*this, "environ.d")) {
     for (const auto& f : files_in(dir, ".env")) {
+      if (skipped(*this, f)) continue;
       auto more = parse_environ_text(read_text(f), env, f.string());
       out.insert(out.end(), more.begin(), more.end());
     }
@@ -247,11 +256,12 @@ std::vector<std::pair<std::string, std::string>> Settings::load_environ(
 
 std::vector<fs::path> Settings::hooks() const {
   std::vector<fs::path> out;
-  for (const auto& dir : layered_dirs(sysconf_dir, config_path, "hooks.d")) {
+  for (const auto& dir : layered_dirs(*this, "hooks.d")) {
     std::vector<fs::path> found;
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir, ec)) {
-      if (e.is_regular_file(ec) && access(e.path().c_str(), X_OK) == 0) found.push_back(e.path());
+      if (e.is_regular_file(ec) && access(e.path().c_str(), X_OK) == 0 && !skipped(*this, e.path()))
+        found.push_back(e.path());
     }
     std::sort(found.begin(), found.end());
     out.insert(out.end(), found.begin(), found.end());

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,12 @@ struct Settings {
   std::filesystem::path cache_path;    // imported images
   std::filesystem::path data_path;     // named containers
   std::filesystem::path config_path;   // the user's: .credentials, mounts.d, environ.d
+  // More site folders of mounts.d, environ.d and hooks.d, read after
+  // sysconf_dir's and before config_path's (deepops-enroot: /etc/enroot).
+  std::vector<std::filesystem::path> extra_conf_dirs;
+  // File names skipped in those folders (deepops-enroot: Enroot's standard
+  // hooks and mounts, whose work the native hooks do).
+  std::set<std::string> skipped_conf_files;
   bool mount_home = false;
   bool remap_root = false;
   bool rootfs_writable = false;

@@ -115,7 +115,7 @@ bool ContainerStore::is_valid_name(const std::string& name) {
   bool ok = !name.empty() && name.size() <= 128 && name[0] != '.';
   for (char c : name) {
     ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                c == '.' || c == '_' || c == '-');
+                c == '.' || c == '_' || c == '-' || c == '+');
   }
   return ok;
 }
@@ -123,7 +123,7 @@ bool ContainerStore::is_valid_name(const std::string& name) {
 void ContainerStore::validate_name(const std::string& name) {
   if (!is_valid_name(name)) {
     throw Error(Errc::invalid_argument, "invalid container name '" + name + "'",
-                "use letters, digits, '.', '_' and '-' (at most 128, not starting with '.')");
+                "use letters, digits, '.', '_', '-' and '+' (at most 128, not starting with '.')");
   }
 }
 

@@ -32,7 +32,8 @@ class ContainerStore {
  public:
   explicit ContainerStore(std::filesystem::path data_path);
 
-  // Names: letters, digits, '.', '_', '-', at most 128, not starting with '.'.
+  // Names: letters, digits, '.', '_', '-', '+' (Enroot's default names join
+  // an image's path and tag with it), at most 128, not starting with '.'.
   static void validate_name(const std::string& name);
   static bool is_valid_name(const std::string& name);
 
