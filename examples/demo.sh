@@ -113,9 +113,9 @@ printf '  %s\n' "${STAGES[@]}"
 cat <<'STATUS'
 
 Next: the test suite (README.md's second command); deb and rpm packages
-(cpack, packaging/README.md); man deepops-ctr, man deepops-bench, man 8
-spank_deepops; deepops-bench validate over a whole allocation
-(salloc -N4 deepops-bench validate --backend cpu).
-Not yet: the Enroot-compatible `enroot` command, Pyxis importers, and
-dockerd:// and podman:// images.
+(cpack, packaging/README.md); man deepops-ctr, man deepops-enroot, man
+deepops-bench, man 8 spank_deepops; deepops-bench validate over a whole
+allocation (salloc -N4 deepops-bench validate --backend cpu); Enroot's
+commands (deepops-enroot import docker://..., create, start, list -f).
+Not yet: Pyxis's importer= protocol, enroot digest and bundle.
 STATUS

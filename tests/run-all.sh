@@ -43,7 +43,7 @@ ROOTS_PID=$!
 step "2/11 static checks: clang-format, shellcheck"
 mapfile -t cxx < <(git ls-files '*.cpp' '*.hpp' '*.c' '*.h')
 clang-format --dry-run --Werror "${cxx[@]}"
-mapfile -t scripts < <(git ls-files '*.sh' '*.sbatch' tests/lab/lab .ci/run tests/matrix/run tests/matrix/root tests/matrix/enter tests/matrix/acceptance)
+mapfile -t scripts < <(git ls-files '*.sh' '*.sbatch' tests/lab/lab .ci/run tests/matrix/run tests/matrix/root tests/matrix/enter tests/matrix/acceptance packaging/postinst packaging/prerm)
 shellcheck -x "${scripts[@]}"
 echo "format and shell checks clean (${#cxx[@]} C/C++ files, ${#scripts[@]} scripts)"
 

@@ -47,6 +47,7 @@ plugin_dir=$(sed -n 's/^DEEPOPS_SLURM_PLUGIN_DIR:[A-Z]*=//p' "$BUILD/CMakeCache.
 # lint_and_list_rpm: lintian on the deb, rpmlint on the rpm, the rpm's files.
 lint_and_list_rpm() {
   local rpm lint listed config f missing=() expected=(/usr/bin/deepops-ctr /usr/bin/deepops-bench
+    /usr/bin/deepops-enroot /usr/share/man/man1/deepops-enroot.1.gz
     /usr/libexec/deepops/deepops-ctr-import /usr/libexec/deepops/deepops-step-state
     /usr/libexec/deepops/deepops-keeper
     "$plugin_dir/spank_deepops.so"
@@ -76,6 +77,9 @@ else
 fi
 
 # ---- install the deb with apt
+# A real Enroot here is the admin's: the alternative checks below would touch it.
+real_enroot=
+if [[ -e /usr/bin/enroot && ! -L /usr/bin/enroot ]]; then real_enroot=1; fi
 if apt-get install -y -qq --no-install-recommends "$deb" >"$work/apt.log" 2>&1 &&
   dpkg-query -W -f='${Status}' "$PKG" | grep -q "install ok installed"; then
   pass "apt-get install ./$(basename "$deb")"
@@ -84,6 +88,26 @@ if [[ -d /run/deepops ]] && [[ $(/usr/bin/deepops-ctr --version) == "deepops-ctr
   man -w deepops-bench >/dev/null 2>&1 && man -w 8 spank_deepops >/dev/null 2>&1; then
   pass "installed: /run/deepops made, deepops-ctr --version is the package's, man pages found by man"
 else fail "installed files: $(ls -ld /run/deepops 2>&1; /usr/bin/deepops-ctr --version 2>&1)"; fi
+
+# ---- deepops-enroot as the enroot alternative, never over a real Enroot
+if [[ -n $real_enroot ]]; then
+  echo "SKIP the enroot alternative: this machine has a real /usr/bin/enroot"
+else
+  if [[ $(readlink -f /usr/bin/enroot) == /usr/bin/deepops-enroot ]] &&
+    [[ $(/usr/bin/enroot version) == 4.1.0+deepops.* ]] && man -w enroot >/dev/null 2>&1; then
+    pass "installed: /usr/bin/enroot is the deepops-enroot alternative, with its man page"
+  else fail "enroot alternative: $(ls -l /usr/bin/enroot 2>&1; update-alternatives --display enroot 2>&1)"; fi
+  postinst=/var/lib/dpkg/info/$PKG.postinst
+  update-alternatives --remove enroot /usr/bin/deepops-enroot >/dev/null 2>&1
+  printf '#!/bin/sh\necho real enroot\n' >/usr/bin/enroot
+  chmod 0755 /usr/bin/enroot
+  out=$("$postinst" configure 2>&1)
+  if [[ $(/usr/bin/enroot) == "real enroot" ]] && grep -q "is a real Enroot: left as it is" <<<"$out"; then
+    pass "postinst leaves a real Enroot's /usr/bin/enroot as it is, and says so"
+  else fail "postinst over a real enroot: $out; $(ls -l /usr/bin/enroot)"; fi
+  rm -f /usr/bin/enroot
+  "$postinst" configure >/dev/null 2>&1
+fi
 
 # ---- the lab's Slurm through the package's drop-in and /etc/deepops
 "$LAB" plugin --name "$NAME" -- system >/dev/null
@@ -116,8 +140,9 @@ else fail "deepops-bench (installed, exit $rc): $out"; fi
 apt-get remove -y -qq "$PKG" >"$work/remove.log" 2>&1 || fail "apt-get remove: $(tail "$work/remove.log")"
 rc=0
 out=$(as_user srun -N2 hostname 2>&1) || rc=$?
-if [[ $rc == 0 ]] && [[ $(grep -cv "^srun:" <<<"$out") == 2 ]] && [[ ! -e $plugin_dir/spank_deepops.so ]]; then
-  pass "after apt-get remove: srun -N2 hostname still works (the drop-in is optional)"
+if [[ $rc == 0 ]] && [[ $(grep -cv "^srun:" <<<"$out") == 2 ]] && [[ ! -e $plugin_dir/spank_deepops.so ]] &&
+  { [[ -n $real_enroot ]] || [[ ! -e /usr/bin/enroot ]]; }; then
+  pass "after apt-get remove: srun -N2 hostname still works (the drop-in is optional); no enroot link left"
 else fail "after remove: $out"; fi
 "$LAB" plugin --name "$NAME" >/dev/null
 apt-get purge -y -qq "$PKG" >/dev/null 2>&1
