@@ -117,5 +117,6 @@ Next: the test suite (README.md's second command); deb and rpm packages
 deepops-bench, man 8 spank_deepops; deepops-bench validate over a whole
 allocation (salloc -N4 deepops-bench validate --backend cpu); Enroot's
 commands (deepops-enroot import docker://..., create, start, list -f).
-Not yet: Pyxis's importer= protocol, enroot digest and bundle.
+Pyxis's importer= (examples/importers/caching-importer.sh).
+Not yet: enroot digest and bundle.
 STATUS

@@ -194,6 +194,19 @@ DEEPOPS_EXPORT int slurm_spank_task_init(spank_t sp, int, char**) {
   return 0;
 }
 
+// Stops this node's container of the step (saving it with
+// --container-save), then has the site's importer release its image.
+static void stop_and_release() {
+  const std::string keeper = libexec_program("deepops-keeper");
+  for (const auto& line : stop_step_container(keeper, *g.report, g.step)) {
+    slurm_info("deepops: %s", line.c_str());
+  }
+  for (const auto& line : release_step_image(keeper, *g.report, g.request, g.config, g.step)) {
+    slurm_info("deepops: %s", line.c_str());
+  }
+  g.report.reset();
+}
+
 // The container is stopped (and with --container-save, saved) when the
 // node's last task ends, not in `exit`: Slurm SIGKILLs the step's processes
 // (proctrack) between the two, and the keeper would then leave its record
@@ -206,21 +219,13 @@ DEEPOPS_EXPORT int slurm_spank_task_exit(spank_t sp, int, char**) {
   uint32_t local_tasks = 0;
   if (spank_get_item(sp, S_JOB_LOCAL_TASK_COUNT, &local_tasks) != ESPANK_SUCCESS) return 0;
   if (++g.tasks_exited < local_tasks) return 0;
-  for (const auto& line :
-       stop_step_container(libexec_program("deepops-keeper"), *g.report, g.step)) {
-    slurm_info("deepops: %s", line.c_str());
-  }
-  g.report.reset();
+  stop_and_release();
   return 0;
 }
 
 DEEPOPS_EXPORT int slurm_spank_exit(spank_t sp, int, char**) {
   if (!spank_remote(sp) || !g.report) return 0;
-  for (const auto& line :
-       stop_step_container(libexec_program("deepops-keeper"), *g.report, g.step)) {
-    slurm_info("deepops: %s", line.c_str());
-  }
-  g.report.reset();
+  stop_and_release();
   return 0;
 }
 

@@ -4,6 +4,7 @@
 //   start                  a step's container on this node (step_start.cpp)
 //   save                   --container-save, once the step's keeper stopped
 //   remove-job-containers  the job epilog's clean-up (container_scope=job)
+//   release                `importer release`, once the step's container is done
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "config/settings.hpp"
 #include "container/container.hpp"
 #include "container/container_store.hpp"
+#include "importer_plugin.hpp"
 #include "keeper_io.hpp"
 #include "keeper_protocol.hpp"
 #include "registry/manifest.hpp"
@@ -31,7 +33,7 @@ namespace fs = std::filesystem;
 constexpr size_t kMaxRequest = 64u << 20;
 
 constexpr const char* kUsage =
-    "usage: deepops-keeper start|save|remove-job-containers\n"
+    "usage: deepops-keeper start|save|remove-job-containers|release\n"
     "\n"
     "The worker of the Slurm plugin spank_deepops.so, which runs it as the job's\n"
     "user with its request (JSON) on descriptor 3 and reads the answer on\n"
@@ -47,6 +49,11 @@ KeeperLog save(const std::string& text) {
       report.save_to);
   if (report.layer_is_temporary) remove_tree(report.layer_dir);
   return KeeperLog{true, "", {}};
+}
+
+KeeperLog release(const std::string& text) {
+  const StartRequest request = start_request_from_json(text);
+  return importer_release(request, load_admin_settings(request.step, request.config));
 }
 
 KeeperLog remove_job_containers(const std::string& text) {
@@ -85,7 +92,8 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  if (action != kStartAction && action != kSaveAction && action != kRemoveJobAction) {
+  if (action != kStartAction && action != kSaveAction && action != kRemoveJobAction &&
+      action != kReleaseAction) {
     std::fputs(kUsage, stderr);
     return 2;
   }
@@ -98,7 +106,9 @@ int main(int argc, char** argv) {
     const std::string request = read_bounded(kRequestFd, kMaxRequest, "the request");
     close(kRequestFd);
     if (action == kStartAction) run_start(kReportFd, start_request_from_json(request));
-    KeeperLog log = action == kSaveAction ? save(request) : remove_job_containers(request);
+    KeeperLog log = action == kSaveAction      ? save(request)
+                    : action == kReleaseAction ? release(request)
+                                               : remove_job_containers(request);
     write_line(kReportFd, log.to_json());
     return 0;
   } catch (const Error& e) {

@@ -383,14 +383,20 @@ PlugstackConfig parse_plugstack_args(const std::vector<std::string>& args) {
       c.sbatch_support = parse_bool(value, where);
     } else if (key == "start_timeout") {
       c.start_timeout = parse_start_timeout(value, where);
-    } else if (key == "importer" || key == "use_enroot_load" || key == "use_squashfuse") {
+    } else if (key == "importer") {
+      if (value.empty() || value[0] != '/') {
+        throw Error(Errc::invalid_argument, where + " must be an absolute path",
+                    "importer=/path/to/importer, an executable answering `get URI` and `release`");
+      }
+      c.importer = value;
+    } else if (key == "use_enroot_load" || key == "use_squashfuse") {
       c.notes.push_back("plugstack.conf: " + key +
                         " is a Pyxis setting with no meaning here (images always start from a "
                         "cached squashfs); ignored");
     } else {
       throw Error(Errc::invalid_argument, "plugstack.conf: unknown key '" + key + "'",
                   "the keys are runtime_path, sysconf_dir, execute_entrypoint, "
-                  "container_scope, sbatch_support and start_timeout");
+                  "container_scope, sbatch_support, start_timeout and importer");
     }
   }
   return c;

@@ -92,6 +92,11 @@ struct PlugstackConfig {
   // How long a node's start (the import, the hooks) may take before the step
   // fails; zero: as long as the job may run.
   std::chrono::seconds start_timeout{3600};
+  // importer=PATH: Pyxis's importer protocol. `PATH get URI` (as the job's
+  // user) prints the squashfs a registry image starts from, instead of the
+  // runtime's import; `PATH release` runs once the node's part of the step
+  // is done. Empty: the runtime's own import and cache.
+  std::filesystem::path importer;
   std::vector<std::string> notes;  // ignored Pyxis keys, for the log
 };
 PlugstackConfig parse_plugstack_args(const std::vector<std::string>& args);

@@ -114,10 +114,13 @@ ContainerRequest request_from(const json& j) {
 }
 
 json config_json(const PlugstackConfig& c) {
-  return {
-      {"runtime_path", c.runtime_path.string()},    {"sysconf_dir", c.sysconf_dir.string()},
-      {"execute_entrypoint", c.execute_entrypoint}, {"job_scope", c.job_scope},
-      {"sbatch_support", c.sbatch_support},         {"start_timeout_s", c.start_timeout.count()}};
+  return {{"runtime_path", c.runtime_path.string()},
+          {"sysconf_dir", c.sysconf_dir.string()},
+          {"execute_entrypoint", c.execute_entrypoint},
+          {"job_scope", c.job_scope},
+          {"sbatch_support", c.sbatch_support},
+          {"start_timeout_s", c.start_timeout.count()},
+          {"importer", c.importer.string()}};
 }
 
 PlugstackConfig config_from(const json& j) {
@@ -128,6 +131,7 @@ PlugstackConfig config_from(const json& j) {
   c.job_scope = j.at("job_scope").get<bool>();
   c.sbatch_support = j.at("sbatch_support").get<bool>();
   c.start_timeout = std::chrono::seconds(j.at("start_timeout_s").get<int64_t>());
+  c.importer = j.at("importer").get<std::string>();
   return c;
 }
 

@@ -118,6 +118,9 @@ struct KeeperReport {
 inline constexpr const char* kStartAction = "start";
 inline constexpr const char* kSaveAction = "save";
 inline constexpr const char* kRemoveJobAction = "remove-job-containers";
+// `importer release` (Pyxis's importer protocol), once the step's container
+// on the node is done; its request is the step's StartRequest.
+inline constexpr const char* kReleaseAction = "release";
 
 // The request of `deepops-keeper start`.
 struct StartRequest {

@@ -233,6 +233,22 @@ std::vector<std::string> stop_step_container(const std::string& keeper, const Ke
   return log;
 }
 
+std::vector<std::string> release_step_image(const std::string& keeper, const KeeperReport& report,
+                                            const ContainerRequest& request,
+                                            const PlugstackConfig& config, const StepInfo& step) {
+  std::vector<std::string> log;
+  if (config.importer.empty() || request.image.empty() || report.attached) return log;
+  try {
+    KeeperLog released = run_keeper(keeper, kReleaseAction, step.who,
+                                    to_json(StartRequest{request, config, step}), 600s);
+    if (!released.ok) log.push_back("importer release: " + released.error);
+    log.insert(log.end(), released.lines.begin(), released.lines.end());
+  } catch (const std::exception& e) {
+    log.push_back("importer release: " + describe_exception(e));
+  }
+  return log;
+}
+
 std::vector<std::string> remove_job_containers(const std::string& keeper, const UserIdentity& who,
                                                const std::string& job_id, const std::string& node,
                                                const PlugstackConfig& config) {

@@ -39,6 +39,14 @@ KeeperReport start_step_container(const std::string& keeper, const ContainerRequ
 std::vector<std::string> stop_step_container(const std::string& keeper, const KeeperReport& report,
                                              const StepInfo& step);
 
+// With plugstack.conf importer=, has a keeper run `importer release` as the
+// user once the node's part of the step is done (the keeper skips images the
+// importer did not give, such as squashfs files); not for a step that only
+// joined a running container. Returns the messages worth logging.
+std::vector<std::string> release_step_image(const std::string& keeper, const KeeperReport& report,
+                                            const ContainerRequest& request,
+                                            const PlugstackConfig& config, const StepInfo& step);
+
 // Removes the user's job-scoped named containers of a finished job (epilog).
 std::vector<std::string> remove_job_containers(const std::string& keeper, const UserIdentity& who,
                                                const std::string& job_id, const std::string& node,

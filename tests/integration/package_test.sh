@@ -48,6 +48,7 @@ plugin_dir=$(sed -n 's/^DEEPOPS_SLURM_PLUGIN_DIR:[A-Z]*=//p' "$BUILD/CMakeCache.
 lint_and_list_rpm() {
   local rpm lint listed config f missing=() expected=(/usr/bin/deepops-ctr /usr/bin/deepops-bench
     /usr/bin/deepops-enroot /usr/share/man/man1/deepops-enroot.1.gz
+    /usr/share/deepops/importers/caching-importer.sh
     /usr/libexec/deepops/deepops-ctr-import /usr/libexec/deepops/deepops-step-state
     /usr/libexec/deepops/deepops-keeper
     "$plugin_dir/spank_deepops.so"

@@ -452,13 +452,17 @@ TEST_F(SubmitTest, RelativeMountSourcesAreResolvedAgainstTheSubmitDirectory) {
 
 TEST(Plugstack, KeysAndErrors) {
   auto c = parse_plugstack_args({"runtime_path=/run/deepops", "execute_entrypoint=1",
-                                 "container_scope=job", "sbatch_support=0", "importer=x"});
+                                 "container_scope=job", "sbatch_support=0",
+                                 "importer=/opt/site/importer", "use_squashfuse=1"});
   EXPECT_EQ(c.runtime_path, "/run/deepops");
   EXPECT_TRUE(c.execute_entrypoint);
   EXPECT_TRUE(c.job_scope);
   EXPECT_FALSE(c.sbatch_support);
+  EXPECT_EQ(c.importer, "/opt/site/importer");
   ASSERT_EQ(c.notes.size(), 1u);
-  EXPECT_NE(c.notes[0].find("importer"), std::string::npos);
+  EXPECT_NE(c.notes[0].find("use_squashfuse"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_plugstack_args({"importer=importer.sh"}); }).find("absolute"),
+            std::string::npos);
   EXPECT_NE(error_of([] { parse_plugstack_args({"runtime_dir=/x"}); }).find("unknown key"),
             std::string::npos);
   EXPECT_NE(error_of([] { parse_plugstack_args({"container_scope=node"}); }).find("job or global"),
