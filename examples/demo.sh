@@ -118,5 +118,5 @@ deepops-bench, man 8 spank_deepops; deepops-bench validate over a whole
 allocation (salloc -N4 deepops-bench validate --backend cpu); Enroot's
 commands (deepops-enroot import docker://..., create, start, list -f).
 Pyxis's importer= (examples/importers/caching-importer.sh).
-Not yet: enroot digest and bundle.
+Not provided: enroot bundle.
 STATUS

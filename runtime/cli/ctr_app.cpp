@@ -100,6 +100,29 @@ void add_import_command(CtrCli& cli) {
   imp->add_flag("-q,--quiet", ia.quiet, "no progress output");
 }
 
+// `digest`: the registry's answer for the manifest, nothing downloaded. It
+// shares import's fields: the same image syntax, platform and registry flags.
+void add_digest_command(CtrCli& cli) {
+  ImportArgs& ia = cli.import_args;
+  auto* cmd = cli.app.add_subcommand(
+      "digest", "print the manifest digest a registry gives an image, downloading nothing");
+  cli.digest_cmd = cmd;
+  cmd->add_option("IMAGE", ia.image, "a registry image, as for import")->required();
+  cmd->add_option("--arch", ia.arch, "platform of a multi-arch image (default: this machine's)")
+      ->type_name("ARCH");
+  cmd->add_option("--ca-file", ia.ca_file, "PEM CA to trust besides the system's")
+      ->type_name("PEM");
+  cmd->add_option("--allow-http", ia.allow_http,
+                  "registry to reach over plain HTTP, or '*'; repeatable")
+      ->type_name("HOST:PORT");
+  cmd->add_option("--mirror", ia.mirrors, "try the mirror at URL first; repeatable")
+      ->type_name("REGISTRY=URL");
+  cmd->footer(
+      "Prints sha256:<64 hex>, the digest of the platform's image manifest: the key `import` "
+      "caches the image by, and what `enroot digest` prints. Credentials and mirrors as for "
+      "import.");
+}
+
 }  // namespace
 
 CtrCli::CtrCli(const std::string& version)
@@ -115,6 +138,7 @@ CtrCli::CtrCli(const std::string& version)
       ->type_name("DIR");
 
   add_import_command(*this);
+  add_digest_command(*this);
 
   list_cmd = app.add_subcommand("list", "list the images in the cache");
   list_cmd->add_flag("--json", as_json, "machine-readable output");

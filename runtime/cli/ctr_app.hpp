@@ -44,6 +44,7 @@ struct CtrCli {
 
   CLI::App app;
   CLI::App* import_cmd = nullptr;
+  CLI::App* digest_cmd = nullptr;
   CLI::App* list_cmd = nullptr;
   CLI::App* remove_cmd = nullptr;
   CLI::App* gc_cmd = nullptr;

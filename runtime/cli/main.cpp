@@ -121,6 +121,20 @@ int run_import(const ImportArgs& a, const std::string& cache, char**) {
   return 0;
 }
 
+int run_digest(const ImportArgs& a, const std::string& cache) {
+  Settings settings = load_settings(cache);
+  apply_import_flags(settings, a);
+  ImportRequest request(parse_image_source(a.image));
+  request.credentials = CredentialFiles::from_environment(process_env_lookup());
+  if (!a.arch.empty()) request.platform = parse_platform(a.arch);
+  request.mirrors = a.mirrors;
+  request.warn = [](const std::string& note) {
+    std::fprintf(stderr, "deepops-ctr: warning: %s\n", note.c_str());
+  };
+  std::printf("%s\n", resolve_manifest_digest(request, settings).c_str());
+  return 0;
+}
+
 #endif
 
 int run_list(const std::string& cache, bool as_json) {
@@ -231,6 +245,11 @@ int main(int argc, char** argv) {
   CLI::App *imp = cli.import_cmd, *start = cli.start_cmd, *exec = cli.exec_cmd;
   try {
     if (*imp) return run_import(ia, cache, argv);
+#ifdef DEEPOPS_CTR_LEAN
+    if (*cli.digest_cmd) return run_import(ia, cache, argv);  // deepops-ctr-import's work
+#else
+    if (*cli.digest_cmd) return run_digest(ia, cache);
+#endif
     if (*cli.list_cmd) {
       return cli.list_containers ? run_list_containers(load_settings(cache), cli.as_json)
                                  : run_list(cache, cli.as_json);

@@ -55,7 +55,7 @@ EnrootCli::EnrootCli(const std::string& version_text)
               "CONFIG [COMMAND] [ARG...]");
   take_rest(batch);
 
-  bundle = add(*this, "bundle", "not provided: see man deepops-enroot", nullptr);
+  bundle = add(*this, "bundle", "not provided (see man deepops-enroot)", nullptr);
   bundle->allow_extras();
 
   create = add(*this, "create", "create a container from a container image", "IMAGE");

@@ -133,6 +133,14 @@ std::string read_file_text(const fs::path& p, size_t max) {
   return text;
 }
 
+[[noreturn]] void exec_program(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const auto& w : argv) args.push_back(const_cast<char*>(w.c_str()));
+  args.push_back(nullptr);
+  execv(args[0], args.data());
+  throw sys_error("cannot run " + argv[0], errno);
+}
+
 void note_unavailable_flags(const EnrootArgs& a) {
   if (a.pid) {
     std::fprintf(stderr,
@@ -198,18 +206,18 @@ int run_import(const EnrootContext& ctx, const EnrootArgs& a) {
   // Enroot's import prints nothing on stdout: the path deepops-ctr prints goes to stderr.
   std::fflush(stdout);
   dup2(STDERR_FILENO, STDOUT_FILENO);
-  std::vector<char*> args;
-  for (const auto& w : argv) args.push_back(const_cast<char*>(w.c_str()));
-  args.push_back(nullptr);
-  execv(args[0], args.data());
-  throw sys_error("cannot run " + argv[0], errno);
+  exec_program(argv);
 }
 
-int run_digest(const EnrootContext&, const EnrootArgs& a) {
+int run_digest(const EnrootContext& ctx, const EnrootArgs& a) {
   if (!a.uri.starts_with("docker://")) throw invalid_argument(a.uri);
-  throw Error(Errc::not_found, "enroot digest is not provided yet",
-              "deepops-ctr import " + a.uri.substr(9) +
-                  " && deepops-ctr list --json shows the manifest digest");
+  const Settings settings = ctx.config.settings();
+  std::vector<std::string> argv = {installed_program("deepops-ctr-import").string(), "digest"};
+  if (!a.arch.empty()) argv.insert(argv.end(), {"--arch", oci_arch(a.arch)});
+  for (const auto& host : settings.allow_http) argv.insert(argv.end(), {"--allow-http", host});
+  argv.push_back(a.uri);
+  setenv("ENROOT_CONFIG_PATH", ctx.config.config_dir().c_str(), 1);
+  exec_program(argv);
 }
 
 int run_load(const EnrootContext& ctx, const EnrootArgs& a) {

@@ -57,6 +57,18 @@ ImportOptions import_options(const Settings& settings, const ImportRequest& requ
   return o;
 }
 
+std::string resolve_manifest_digest(const ImportRequest& request, const Settings& settings) {
+  const auto* ref = std::get_if<RegistryImage>(&request.source);
+  if (!ref) {
+    throw Error(Errc::invalid_argument,
+                "'" + describe(request.source) + "' is not an image of a registry",
+                "a digest is asked of a registry: give REGISTRY/IMAGE:TAG or docker://...");
+  }
+  const ImportOptions options = import_options(settings, request);
+  auto origin = registry_origin(*ref, options.registry, options.mirrors, options.warn);
+  return origin->resolve(options.platform).manifest_digest;
+}
+
 FoundImage find_or_import(const ImportRequest& request, const Settings& settings) {
   if (const auto* file = std::get_if<SquashfsFile>(&request.source)) {
     return read_squashfs_file(*file, request.cwd);

@@ -47,6 +47,12 @@ struct FoundImage {
 // ALLOW_HTTP, CA_FILE, MIRRORS_CONFIG) and the request.
 ImportOptions import_options(const Settings& settings, const ImportRequest& request);
 
+// The manifest digest of a registry image for the request's platform (this
+// machine's by default), as the registry resolves it now, through the
+// mirrors: what `enroot digest` prints, and what the cache is keyed by.
+// Downloads no layer. Throws invalid_argument for anything but a registry image.
+std::string resolve_manifest_digest(const ImportRequest& request, const Settings& settings);
+
 // A squashfs file is read where it is (with its .json beside it, if any);
 // registry, offline and daemon images are imported into the cache, or found
 // there by their digest. A daemon image is saved from its daemon each time:

@@ -3,7 +3,7 @@
 # against the lab's registry and Slurm:
 #   a. version, info, and ENROOT_* that mean nothing here said on stderr
 #   b. import: Enroot's default file name, nothing on stdout, an existing
-#      file refused; the file then runs under srun --container-image=./NAME.sqsh
+#      file refused; digest; the file then runs under srun --container-image=./NAME.sqsh
 #   c. create / list / start (read-only unless --rw, writes kept) / export /
 #      remove, with -f and the confirmation prompt; load in one step
 #   d. start's -e, -m (Enroot's colon fstab), -r, --rc, and a --conf script's
@@ -115,6 +115,13 @@ expect_fail "b: an existing output file is refused" "File already exists: $work/
 expect_fail "b: a URI without its scheme is Enroot's invalid argument" "Invalid argument: ubuntu" \
   en import ubuntu
 expect "b: import -o names the file" "" en import -o custom.sqsh "docker://$REG#deepops/tiny"
+run en digest "docker://$REG#deepops/tiny"
+cached=$(as_user env DEEPOPS_SYSCONF_DIR="$ETC" "$(dirname "$ENROOT")/deepops-ctr" list --json |
+  python3 -c 'import json,sys; print(" ".join(i["digest"] for i in json.load(sys.stdin)))')
+if [[ $rc -eq 0 && $(out) =~ ^sha256:[0-9a-f]{64}$ && " $cached " == *" $(out) "* ]]; then
+  pass "b: digest prints the manifest digest the import was cached by"
+else fail "b: digest: rc $rc, '$(out)', cached: $cached ($(err))"; fi
+expect_fail "b: digest of a non-registry URI" "Invalid argument: podman://x" en digest podman://x
 expect "b: srun --container-image=./$SQSH runs the imported file" "tiny" \
   as_user srun -N1 --container-image="./$SQSH" sh -c 'test -x /bin/busybox && echo tiny'
 

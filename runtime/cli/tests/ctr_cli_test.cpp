@@ -31,8 +31,8 @@ std::string help_of(const char* command) {
   return deepops::testing::cli11_23_layout(o.out, "deepops-ctr");
 }
 
-const char* const kCommands[] = {"import", "list",   "remove", "gc",    "check",
-                                 "start",  "create", "exec",   "export"};
+const char* const kCommands[] = {"import", "digest", "list",   "remove", "gc",
+                                 "check",  "start",  "create", "exec",   "export"};
 
 TEST(CtrCli, EveryCommandHasHelp) {
   CtrCli cli("test");
@@ -110,9 +110,10 @@ TEST(CtrCli, UnknownCommandNamesTheNearest) {
 
   o = parse({"--cache=/tmp/cache", "frobnicate"});
   EXPECT_EQ(o.status, kUsageError);
-  EXPECT_EQ(o.err,
-            "deepops-ctr: unknown command 'frobnicate'; the commands are: import, list, remove, "
-            "gc, check, start, create, exec, export\n");
+  EXPECT_EQ(
+      o.err,
+      "deepops-ctr: unknown command 'frobnicate'; the commands are: import, digest, list, remove, "
+      "gc, check, start, create, exec, export\n");
 }
 
 TEST(CtrCli, OtherUsageErrorsAreCli11s) {
