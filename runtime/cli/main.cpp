@@ -96,8 +96,13 @@ int run_import(const ImportArgs& a, const std::string& cache, char**) {
       throw Error(Errc::invalid_argument, "--output '" + a.output + "' is a folder",
                   "name the .sqsh file to write");
     }
+    std::error_code ec;
     std::filesystem::copy_file(r.image.squashfs, a.output,
-                               std::filesystem::copy_options::overwrite_existing);
+                               std::filesystem::copy_options::overwrite_existing, ec);
+    if (ec) {
+      throw sys_error("cannot write --output " + a.output, ec.value(),
+                      "name a file in a folder you may write to");
+    }
     // Its ENV and CMD beside it, so that `deepops-ctr start OUTPUT` runs it as the image.
     ImageCache::write_beside(a.output, r.image);
     path = a.output;

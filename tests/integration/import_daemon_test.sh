@@ -10,6 +10,7 @@
 #   5. dockerd://busybox:1 with no Docker daemon: "not installed" (no docker
 #      client) or "cannot reach its daemon" (a client, no daemon)
 #   6. podman:// with no podman in PATH: "not installed"
+#   7. deepops-enroot import podman://: Enroot's default file name, started
 #
 # Rootless Podman needs subordinate id ranges for the user (/etc/subuid and
 # /etc/subgid, used through newuidmap from uidmap): added here if the user
@@ -19,10 +20,11 @@
 # rootless_storage_path there, not graphroot. Podman's rootless pause process
 # is stopped at the end, and the storage removed.
 #
-# Usage: import_daemon_test.sh DEEPOPS_CTR  (DEEPOPS_LAB_USER: the user,
-# default deepops-test, created as the lab creates it when missing)
+# Usage: import_daemon_test.sh DEEPOPS_CTR [DEEPOPS_ENROOT]  (DEEPOPS_LAB_USER:
+# the user, default deepops-test, created as the lab creates it when missing)
 set -euo pipefail
 CTR=$(readlink -f "$1")
+ENROOT=$(if [[ -n ${2:-} ]]; then readlink -f "$2"; fi)
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/support/checks.sh
 source "$HERE/../support/checks.sh"
@@ -144,6 +146,19 @@ if run_ctr import3.out import "podman://$NAME:1" && grep -qx "$sqsh2" import3.ou
 else fail "third import: $(head -c 600 import3.out)"; fi
 if [[ -z $(ls -A cache/tmp 2>/dev/null) ]]; then pass "no scratch left in the cache"; else
   fail "left in cache/tmp: $(ls cache/tmp)"
+fi
+
+# ---- 7: Enroot's command on a Podman image
+if [[ -n $ENROOT ]]; then
+  # In the user's home, which is the user's to write.
+  rm -f "$work/home/localhost+deepops-daemon-test+1.sqsh"
+  # shellcheck disable=SC2016 # $1.. are the inner shell's
+  if as_user bash -c 'cd "$1" && "$2" import "podman://$3:1"' _ "$work/home" "$ENROOT" "$NAME" \
+    >enroot.out 2>&1 && [[ -f $work/home/localhost+deepops-daemon-test+1.sqsh ]] &&
+    [[ $(as_user "$ENROOT" start "$work/home/localhost+deepops-daemon-test+1.sqsh" \
+      cat /etc/deepops-daemon-test 2>&1) == two ]]; then
+    pass "enroot import podman://$NAME:1 writes localhost+deepops-daemon-test+1.sqsh, which starts"
+  else fail "enroot import podman://: $(head -c 600 enroot.out)"; fi
 fi
 
 # ---- 4: an image Podman does not have
