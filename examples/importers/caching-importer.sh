@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/bash
 # A caching importer for spank_deepops.so's `importer=` (Pyxis's importer
 # protocol): plugstack.conf
 #   required spank_deepops.so importer=/usr/share/deepops/importers/caching-importer.sh

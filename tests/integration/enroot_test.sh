@@ -162,6 +162,14 @@ if en list | grep -qx loaded; then pass "c: the loaded container is listed"; els
 expect "d: -e KEY=VALUE and -e KEY (the host's value)" "1 $USER_NAME" \
   en start -e A=1 -e USER deepops+tiny+latest sh -c 'echo $A $USER'
 expect "d: -r remaps to root" "0" en start -r deepops+tiny+latest id -u
+expect "d: ENROOT_REMAP_ROOT=y in the environment, as -r" "0" \
+  as_user env ENROOT_SYSCONF_PATH="$SYSCONF" DEEPOPS_SYSCONF_DIR="$ETC" ENROOT_REMAP_ROOT=y \
+  "$ENROOT" start deepops+tiny+latest id -u
+expect "d: ENROOT_ROOTFS_WRITABLE=yes makes an image's root writable, as -w" "written" \
+  as_user env ENROOT_SYSCONF_PATH="$SYSCONF" DEEPOPS_SYSCONF_DIR="$ETC" ENROOT_ROOTFS_WRITABLE=yes \
+  "$ENROOT" start "./$SQSH" sh -c 'echo written >/w && cat /w'
+expect "d: --net: only the loopback interface" "lo" \
+  en start --net deepops+tiny+latest sh -c "grep ':' /proc/net/dev | cut -d: -f1 | tr -d ' '"
 expect "d: -m takes Enroot's colon-separated fstab" "site-data" \
   en start -m "$work/data:/mnt/m:none:x-create=dir,bind,ro" deepops+tiny+latest cat /mnt/m/site
 expect_fail "d: -m refuses Pyxis's form with an empty field" "Invalid argument" \
