@@ -265,18 +265,10 @@ int main(int argc, char** argv) {
   std::vector<char*> args;
   for (auto& w : words) args.push_back(w.data());
   args.push_back(nullptr);
-  try {
-    app.parse(argc, args.data());
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() != 0) {
-      if (auto word = deepops::unknown_subcommand(app, argc, args.data())) {
-        std::fprintf(stderr, "deepops-bench: %s\n",
-                     deepops::unknown_subcommand_message(app, *word).c_str());
-        return 2;
-      }
-    }
-    const int rc = app.exit(e);  // prints help, or the error and a hint
-    return rc == 0 ? 0 : 2;      // usage errors are 2, like setup errors
+  // Usage errors are 2, like setup errors.
+  if (const int status = deepops::parse_or_explain(app, "deepops-bench", 2, argc, args.data());
+      status >= 0) {
+    return status;
   }
   try {
     if (app.got_subcommand("sweep")) return run_sweep(s);

@@ -179,18 +179,7 @@ CtrCli::CtrCli(const std::string& version)
 
 int parse_command_line(CtrCli& cli, int argc, const char* const* argv, std::ostream& out,
                        std::ostream& err) {
-  try {
-    cli.app.parse(argc, argv);
-    return -1;
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() != 0) {
-      if (auto word = unknown_subcommand(cli.app, argc, argv)) {
-        err << "deepops-ctr: " << unknown_subcommand_message(cli.app, *word) << "\n";
-        return kUsageError;
-      }
-    }
-    return cli.app.exit(e, out, err) == 0 ? 0 : kUsageError;
-  }
+  return parse_or_explain(cli.app, "deepops-ctr", kUsageError, argc, argv, out, err);
 }
 
 }  // namespace deepops::cli

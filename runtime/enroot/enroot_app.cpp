@@ -154,18 +154,7 @@ std::vector<std::string> EnrootCli::rest() const {
 
 int parse_enroot_command_line(EnrootCli& cli, int argc, const char* const* argv, std::ostream& out,
                               std::ostream& err) {
-  try {
-    cli.app.parse(argc, argv);
-    return -1;
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() != 0) {
-      if (auto word = unknown_subcommand(cli.app, argc, argv)) {
-        err << "deepops-enroot: " << unknown_subcommand_message(cli.app, *word) << "\n";
-        return kEnrootUsageError;
-      }
-    }
-    return cli.app.exit(e, out, err) == 0 ? 0 : kEnrootUsageError;
-  }
+  return parse_or_explain(cli.app, "deepops-enroot", kEnrootUsageError, argc, argv, out, err);
 }
 
 }  // namespace deepops::enroot

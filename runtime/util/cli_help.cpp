@@ -262,4 +262,20 @@ void make_help_readable(CLI::App& app) {
   }
 }
 
+int parse_or_explain(CLI::App& app, std::string_view program, int usage_error, int argc,
+                     const char* const* argv, std::ostream& out, std::ostream& err) {
+  try {
+    app.parse(argc, argv);
+    return -1;
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() != 0) {
+      if (auto word = unknown_subcommand(app, argc, argv)) {
+        err << program << ": " << unknown_subcommand_message(app, *word) << "\n";
+        return usage_error;
+      }
+    }
+    return app.exit(e, out, err) == 0 ? 0 : usage_error;
+  }
+}
+
 }  // namespace deepops

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <iostream>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,6 +30,15 @@ std::optional<std::string> unknown_subcommand(const CLI::App& app, int argc,
 // "unknown command 'strat'; did you mean 'start'?", or, with nothing close,
 // "unknown command 'x'; the commands are: import, list, ...".
 std::string unknown_subcommand_message(const CLI::App& app, std::string_view word);
+
+// Parses argv into app, as the programs' main() do. Returns -1 when a
+// command is to run; otherwise the exit status: 0 once --help or --version
+// was printed on `out`, `usage_error` once a usage error was printed on
+// `err`, a mistyped command as "PROGRAM: unknown command 'strat'; did you
+// mean 'start'?".
+int parse_or_explain(CLI::App& app, std::string_view program, int usage_error, int argc,
+                     const char* const* argv, std::ostream& out = std::cout,
+                     std::ostream& err = std::cerr);
 
 // The arguments that the usage line of app shows after [OPTIONS], for a
 // command that takes them itself (prefix_command): "IMAGE [COMMAND...]".
