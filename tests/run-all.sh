@@ -73,7 +73,7 @@ step "9/11 integration tests of deepops-ctr and deepops-bench under ASan+UBSan (
 # The sanitizer build's binaries run the same tests (ctest in $BUILD-asan). Every
 # report, from any process of the tests (the lab user's too: the lab passes
 # these settings on), lands in one folder, which must stay empty.
-cmake --build "$BUILD-asan" -j "$JOBS" --target deepops-ctr deepops-ctr-import deepops-bench mpi_hello
+cmake --build "$BUILD-asan" -j "$JOBS" --target deepops-ctr deepops-ctr-import deepops-enroot deepops-bench mpi_hello
 SANITIZER_LOGS=$(mktemp -d /tmp/sanitizer-logs.XXXXXX)
 chmod 1777 "$SANITIZER_LOGS"
 ASAN_OPTIONS="log_path=$SANITIZER_LOGS/asan:detect_leaks=1" \
