@@ -133,6 +133,18 @@ std::string read_file_text(const fs::path& p, size_t max) {
   return text;
 }
 
+// A container runs once at a time: a second start says how to join it, in
+// Enroot's words.
+ContainerStore::RunLock lock_container(const Settings& settings, const NamedContainer& c) {
+  try {
+    return ContainerStore(settings.data_path).lock_for_run(c);
+  } catch (const Error& e) {
+    if (e.code() != Errc::busy) throw;
+    throw Error(Errc::busy, e.what(),
+                "join it with: enroot exec PID COMMAND (enroot list -f shows its PIDs)");
+  }
+}
+
 [[noreturn]] void exec_program(const std::vector<std::string>& argv) {
   std::vector<char*> args;
   for (const auto& w : argv) args.push_back(const_cast<char*>(w.c_str()));
@@ -331,7 +343,7 @@ int run_start(EnrootContext& ctx, const EnrootArgs& a, const std::vector<std::st
   }
   if (!named) return run_container(spec);
   spec.persistent_dir = named->dir;
-  auto lock = ContainerStore(settings.data_path).lock_for_run(*named);
+  auto lock = lock_container(settings, *named);
   spec.on_ready = [&lock, &spec](const ReadyContainer&) {
     lock.publish_keeper(getpid(), spec.remap_root);
   };

@@ -229,6 +229,8 @@ if wait_until 300 runner_listed; then pass "g: list -f shows the running contain
   fail "g: list -f never showed runner: $(en list -f 2>&1)"; fi
 pid=$(runner_pid)
 expect "g: exec PID runs in the container" "up" en exec "$pid" cat /up
+expect_fail "g: a second start of a running container says how to join it" \
+  "enroot exec PID COMMAND" en start runner true
 expect "g: remove -f stops a running container, then removes it" "" en remove -f runner
 if wait_until 100 bash -c "! kill -0 $runner 2>/dev/null"; then pass "g: its start ended"; else
   fail "g: the start of runner is still there"; fi
