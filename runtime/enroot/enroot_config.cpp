@@ -26,13 +26,19 @@ const std::map<std::string, std::string>& same_meaning() {
 }
 
 // The keys deepops-enroot reads itself (start, create, import, batch).
-bool read_by_front_end(const std::string& key) {
+const std::vector<std::string>& front_end_keys() {
   static const std::vector<std::string> keys = {"ENROOT_SYSCONF_PATH",     "ENROOT_FORCE_OVERRIDE",
                                                 "ENROOT_SQUASH_OPTIONS",   "ENROOT_MAX_CONNECTIONS",
                                                 "ENROOT_NATIVE_OVERLAYFS", "ENROOT_UNSHARE_NET",
-                                                "ENROOT_UNSHARE_IPC",      "ENROOT_UNSHARE_UTS",
-                                                "ENROOT_ROOTFS",           "ENROOT_VERSION"};
-  return std::find(keys.begin(), keys.end(), key) != keys.end();
+                                                "ENROOT_UNSHARE_IPC",      "ENROOT_UNSHARE_UTS"};
+  return keys;
+}
+
+// Those, #ENROOT_ROOTFS (batch's directive) and Enroot's own ENROOT_VERSION.
+bool read_by_front_end(const std::string& key) {
+  const auto& keys = front_end_keys();
+  return key == "ENROOT_ROOTFS" || key == "ENROOT_VERSION" ||
+         std::find(keys.begin(), keys.end(), key) != keys.end();
 }
 
 // Enroot's keys that cannot mean anything here, and why.
@@ -221,11 +227,7 @@ EnrootConfig EnrootConfig::load(const EnvLookup& env) {
   std::vector<std::string> keys;
   for (const auto& [k, _] : same_meaning()) keys.push_back(k);
   for (const auto& [k, _] : without_meaning()) keys.push_back(k);
-  for (const char* k : {"ENROOT_SYSCONF_PATH", "ENROOT_FORCE_OVERRIDE", "ENROOT_SQUASH_OPTIONS",
-                        "ENROOT_MAX_CONNECTIONS", "ENROOT_NATIVE_OVERLAYFS", "ENROOT_UNSHARE_NET",
-                        "ENROOT_UNSHARE_IPC", "ENROOT_UNSHARE_UTS"}) {
-    keys.emplace_back(k);
-  }
+  keys.insert(keys.end(), front_end_keys().begin(), front_end_keys().end());
   for (const auto& key : keys) {
     if (auto v = env(key); v && !v->empty()) c.values_[key] = {*v, "environment", true};
   }
