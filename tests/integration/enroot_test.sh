@@ -3,15 +3,18 @@
 # against the lab's registry and Slurm:
 #   a. version, info, and ENROOT_* that mean nothing here said on stderr
 #   b. import: Enroot's default file name, nothing on stdout, an existing
-#      file refused; digest; the file then runs under srun --container-image=./NAME.sqsh
+#      file refused, -a picking a platform of an index; digest; the file
+#      then runs under srun --container-image=./NAME.sqsh
 #   c. create / list / start (read-only unless --rw, writes kept) / export /
-#      remove, with -f and the confirmation prompt; load in one step
-#   d. start's -e, -m (Enroot's colon fstab), -r, --rc, and a --conf script's
+#      remove, with -f and the confirmation prompt; load in one step, -f
+#      replacing a container
+#   d. start's -e, -m (Enroot's colon fstab), -r, --rc, --net/--ipc/--uts,
+#      ENROOT_MOUNT_HOME, and a --conf script's
 #      #ENROOT_ directive, environ(), mounts(), hooks() and rc()
 #   e. enroot.conf (ALLOW_HTTP), mounts.d and environ.d from ENROOT_SYSCONF_PATH;
 #      Enroot's standard hooks skipped
 #   f. batch with #ENROOT_ROOTFS
-#   g. list -f showing a running container, exec PID into it, remove -f stopping it
+#   g. list -f showing a running container, exec [-e] PID into it, remove -f stopping it
 #   h. list -f showing a container the plugin runs (--container-name), exec into it
 #
 # Usage: enroot_test.sh DEEPOPS_ENROOT PLUGIN
@@ -115,6 +118,15 @@ expect_fail "b: an existing output file is refused" "File already exists: $work/
 expect_fail "b: a URI without its scheme is Enroot's invalid argument" "Invalid argument: ubuntu" \
   en import ubuntu
 expect "b: import -o names the file" "" en import -o custom.sqsh "docker://$REG#deepops/tiny"
+# The index holds amd64 (busybox) and arm64/v8 (only /etc/arch); -a takes
+# Enroot's names (uname -m).
+expect "b: import -a aarch64 of a multi-platform image" "" \
+  en import -a aarch64 -o arm.sqsh "docker://$REG#deepops/multiarch"
+if [[ $(unsquashfs -cat "$work/arm.sqsh" etc/arch 2>&1) == arm64 ]]; then
+  pass "b: -a aarch64 imported the arm64 image of the index"
+else fail "b: arm.sqsh: $(unsquashfs -l "$work/arm.sqsh" 2>&1 | head -c 300)"; fi
+expect_fail "b: -a of a platform the index lacks" "ppc64le" \
+  en import -a ppc64le -o ppc.sqsh "docker://$REG#deepops/multiarch"
 run en digest "docker://$REG#deepops/tiny"
 cached=$(as_user env DEEPOPS_SYSCONF_DIR="$ETC" "$(dirname "$ENROOT")/deepops-ctr" list --json |
   python3 -c 'import json,sys; print(" ".join(i["digest"] for i in json.load(sys.stdin)))')
@@ -157,6 +169,12 @@ if [[ $rc -eq 0 ]] && ! en list | grep -qx box; then pass "c: remove asks, and '
 expect "c: load imports and creates in one step" "" en load -n loaded "docker://$REG#deepops/tiny"
 if en list | grep -qx loaded; then pass "c: the loaded container is listed"; else
   fail "c: no 'loaded' in: $(en list 2>&1)"; fi
+expect "c: a write into the loaded container" "" en start --rw loaded touch /mark
+expect_fail "c: load of an existing name is refused" "File already exists" \
+  en load -n loaded "docker://$REG#deepops/tiny"
+expect "c: load -f replaces an existing container" "" en load -f -n loaded "docker://$REG#deepops/tiny"
+expect "c: the replaced container is fresh: the write is gone" "fresh" \
+  en start loaded sh -c 'test -e /mark || echo fresh'
 
 # ---- d. start's options and a --conf script
 expect "d: -e KEY=VALUE and -e KEY (the host's value)" "1 $USER_NAME" \
@@ -170,6 +188,25 @@ expect "d: ENROOT_ROOTFS_WRITABLE=yes makes an image's root writable, as -w" "wr
   "$ENROOT" start "./$SQSH" sh -c 'echo written >/w && cat /w'
 expect "d: --net: only the loopback interface" "lo" \
   en start --net deepops+tiny+latest sh -c "grep ':' /proc/net/dev | cut -d: -f1 | tr -d ' '"
+# ns_links: the IPC and UTS namespaces of the shell, on one line.
+ns_links='echo $(readlink /proc/self/ns/ipc) $(readlink /proc/self/ns/uts)'
+host_ns=$(as_user sh -c "$ns_links")
+expect "d: without --ipc/--uts, the host's IPC and UTS namespaces" "$host_ns" \
+  en start deepops+tiny+latest sh -c "$ns_links"
+run en start --ipc --uts deepops+tiny+latest sh -c "$ns_links"
+read -r -a own_ns <<<"$(out)"
+read -r -a host_ns_list <<<"$host_ns"
+if [[ $rc -eq 0 && ${#own_ns[@]} -eq 2 && ${own_ns[0]} == ipc:* && ${own_ns[0]} != "${host_ns_list[0]}" &&
+  ${own_ns[1]} == uts:* && ${own_ns[1]} != "${host_ns_list[1]}" ]]; then
+  pass "d: --ipc and --uts give the container its own namespaces"
+else fail "d: --ipc --uts: rc $rc, '$(out)' vs host '$host_ns' ($(err))"; fi
+as_user sh -c 'echo in-home >"$HOME/.enroot-test-home"'
+expect "d: the home is not mounted by default, as Enroot's" "absent" \
+  en start deepops+tiny+latest sh -c 'cat "$HOME/.enroot-test-home" 2>/dev/null || echo absent'
+expect "d: ENROOT_MOUNT_HOME=y mounts it" "in-home" \
+  as_user env ENROOT_SYSCONF_PATH="$SYSCONF" DEEPOPS_SYSCONF_DIR="$ETC" ENROOT_MOUNT_HOME=y \
+  "$ENROOT" start deepops+tiny+latest sh -c 'cat "$HOME/.enroot-test-home"'
+as_user sh -c 'rm -f "$HOME/.enroot-test-home"'
 expect "d: -m takes Enroot's colon-separated fstab" "site-data" \
   en start -m "$work/data:/mnt/m:none:x-create=dir,bind,ro" deepops+tiny+latest cat /mnt/m/site
 expect_fail "d: -m refuses Pyxis's form with an empty field" "Invalid argument" \
@@ -229,6 +266,8 @@ if wait_until 300 runner_listed; then pass "g: list -f shows the running contain
   fail "g: list -f never showed runner: $(en list -f 2>&1)"; fi
 pid=$(runner_pid)
 expect "g: exec PID runs in the container" "up" en exec "$pid" cat /up
+expect "g: exec -e sets a variable for the command" "2 $USER_NAME" \
+  en exec -e X=2 -e USER "$pid" sh -c 'echo $X $USER'
 expect_fail "g: a second start of a running container says how to join it" \
   "enroot exec PID COMMAND" en start runner true
 expect "g: remove -f stops a running container, then removes it" "" en remove -f runner
