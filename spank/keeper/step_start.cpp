@@ -116,10 +116,24 @@ class ProgressLines {
   std::chrono::steady_clock::time_point last_{};
 };
 
+// Pyxis's second line, saying whether the image came from the cache or how
+// long its import took.
+void imported_line(int progress_fd, const std::string& shown, bool cached, int64_t size,
+                   std::chrono::steady_clock::time_point started) {
+  if (cached) {
+    progress_line(progress_fd, "imported docker image: " + shown + " (found in the cache)");
+    return;
+  }
+  const double s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  char detail[128];
+  std::snprintf(detail, sizeof(detail), " (%.0f MB in %.1f s)", static_cast<double>(size) / 1e6, s);
+  progress_line(progress_fd, "imported docker image: " + shown + detail);
+}
+
 // Pyxis prints "importing docker image: IMAGE" and "imported docker image:
 // IMAGE" on every step with a registry image, and scripts grep for them:
-// each step here prints both, the second saying whether the image came
-// from the cache or how long its import took.
+// each step here prints both.
 StepImage import_in_child(const RegistryImage& ref, const std::string& shown,
                           const Settings& settings, int progress_fd) {
   auto started = std::chrono::steady_clock::now();
@@ -152,15 +166,7 @@ StepImage import_in_child(const RegistryImage& ref, const std::string& shown,
   json j = json::parse(value);
   StepImage out{j["squashfs"].get<std::string>(), ImageConfig::from_json(j["config"]),
                 ref.canonical(), ""};
-  if (j["cached"].get<bool>()) {
-    progress_line(progress_fd, "imported docker image: " + shown + " (found in the cache)");
-  } else {
-    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    char detail[128];
-    std::snprintf(detail, sizeof(detail), " (%.0f MB in %.1f s)",
-                  static_cast<double>(j["size"].get<int64_t>()) / 1e6, s);
-    progress_line(progress_fd, "imported docker image: " + shown + detail);
-  }
+  imported_line(progress_fd, shown, j["cached"].get<bool>(), j["size"].get<int64_t>(), started);
   return out;
 }
 
@@ -227,9 +233,25 @@ StepImage resolve_image(const std::string& image, const Settings& settings,
         "--container-image=" + image + ": offline images are imported first",
         "deepops-ctr import " + image + ", then give the .sqsh file (deepops-ctr import -o)");
   }
+  // A local daemon's image (dockerd://, podman://) prints Pyxis's two
+  // lines too: Pyxis prints them for its dockerd:// images.
+  const bool daemon = std::holds_alternative<DaemonImage>(source);
+  const auto started = std::chrono::steady_clock::now();
+  if (daemon) progress_line(progress_fd, "importing docker image: " + image);
   ImportRequest request(source);
   request.cwd = cwd;
-  const FoundImage file = find_or_import(request, settings);
+  FoundImage file;
+  try {
+    file = find_or_import(request, settings);
+  } catch (const Error& e) {
+    if (!daemon) throw;
+    std::string why = e.what();
+    if (why.starts_with(image + ": ")) why.erase(0, image.size() + 2);  // named once
+    throw Error(e.code(), "failed to import docker image " + image + ": " + why, e.hint());
+  }
+  if (daemon && file.import) {
+    imported_line(progress_fd, image, file.import->from_cache, file.import->image.size, started);
+  }
   return {file.squashfs, file.config, image, ""};
 }
 
