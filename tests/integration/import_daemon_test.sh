@@ -12,13 +12,9 @@
 #   6. podman:// with no podman in PATH: "not installed"
 #   7. deepops-enroot import podman://: Enroot's default file name, started
 #
-# Rootless Podman needs subordinate id ranges for the user (/etc/subuid and
-# /etc/subgid, used through newuidmap from uidmap): added here if the user
-# has none. Its storage is the test's own ($work/storage, vfs: no overlay
-# in the user namespace needed), named by CONTAINERS_STORAGE_CONF, which the
-# `podman save` that deepops-ctr runs inherits; podman 4.3 takes
-# rootless_storage_path there, not graphroot. Podman's rootless pause process
-# is stopped at the end, and the storage removed.
+# Podman runs rootless with the test's own storage (tests/support/
+# rootless_podman.sh); its pause process is stopped at the end, and the
+# storage removed.
 #
 # Usage: import_daemon_test.sh DEEPOPS_CTR [DEEPOPS_ENROOT]  (DEEPOPS_LAB_USER:
 # the user, default deepops-test, created as the lab creates it when missing)
@@ -28,6 +24,8 @@ ENROOT=$(if [[ -n ${2:-} ]]; then readlink -f "$2"; fi)
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/support/checks.sh
 source "$HERE/../support/checks.sh"
+# shellcheck source=tests/support/rootless_podman.sh
+source "$HERE/../support/rootless_podman.sh"
 USER_NAME=${DEEPOPS_LAB_USER:-deepops-test}
 NAME=localhost/deepops-daemon-test
 BUSYBOX=$(command -v busybox || true)
@@ -41,42 +39,22 @@ done
 if ! getent passwd "$USER_NAME" >/dev/null; then
   useradd --create-home --user-group --shell /bin/bash "$USER_NAME"
 fi
-# add_subids FILE FLAG: a range of 65536 ids after every range in FILE.
-add_subids() {
-  if grep -q "^$USER_NAME:" "$1" 2>/dev/null; then return 0; fi
-  local start
-  start=$(awk -F: 'BEGIN { m = 100000 } { if ($2 + $3 > m) m = $2 + $3 } END { print m }' "$1" 2>/dev/null || echo 100000)
-  usermod "$2" "$start-$((start + 65535))" "$USER_NAME"
-}
-add_subids /etc/subuid --add-subuids
-add_subids /etc/subgid --add-subgids
 # As the lab does: unprivileged squashfuse needs Debian's 0666 /dev/fuse.
 if [[ -e /dev/fuse && $(stat -c %a /dev/fuse) != 666 ]]; then chmod 0666 /dev/fuse; fi
 
 work=$(mktemp -d /tmp/import-daemon-test.XXXXXX)
 chmod 0755 "$work"
 cd "$work"
-mkdir -p home xdg storage cache data runtime conf nobin
-chmod 0700 xdg runtime
-chown "$USER_NAME:" home xdg storage cache data runtime
-cat >storage.conf <<CONF
-[storage]
-driver = "vfs"
-rootless_storage_path = "$work/storage"
-CONF
-# No systemd session here: no journald events, cgroups by path.
-cat >containers.conf <<CONF
-[engine]
-events_logger = "none"
-cgroup_manager = "cgroupfs"
-CONF
+mkdir -p home cache data runtime conf nobin
+chmod 0700 runtime
+chown "$USER_NAME:" home cache data runtime
+podman_prepare "$USER_NAME" "$work"
 
 # as_user COMMAND...: as the user, in a clean environment of the test's
 # (PATH from USER_PATH when set).
 as_user() {
   runuser -u "$USER_NAME" -- env -i HOME="$work/home" USER="$USER_NAME" LOGNAME="$USER_NAME" \
-    PATH="${USER_PATH:-/usr/local/bin:/usr/bin:/bin}" XDG_RUNTIME_DIR="$work/xdg" \
-    CONTAINERS_STORAGE_CONF="$work/storage.conf" CONTAINERS_CONF="$work/containers.conf" \
+    PATH="${USER_PATH:-/usr/local/bin:/usr/bin:/bin}" "${PODMAN_ENV[@]}" \
     DEEPOPS_CACHE_PATH="$work/cache" DEEPOPS_DATA_PATH="$work/data" \
     DEEPOPS_RUNTIME_PATH="$work/runtime" DEEPOPS_SYSCONF_DIR="$work/conf" \
     DEEPOPS_IMAGE_MOUNT_LINGER=0 "$@"
@@ -84,28 +62,11 @@ as_user() {
 
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
-  as_user podman rmi --all --force >/dev/null 2>&1 || true
-  local pause
-  pause=$(cat "$work/xdg/libpod/tmp/pause.pid" 2>/dev/null || true)
-  if [[ $pause =~ ^[0-9]+$ ]]; then kill "$pause" 2>/dev/null || true; fi
+  podman_stop "$work" as_user
   [[ -n ${KEEP_WORK:-} ]] || rm -rf "$work"
 }
 trap cleanup EXIT
 
-# podman_image CONTENT: NAME:1 holds busybox and /etc/deepops-daemon-test.
-podman_image() {
-  rm -rf rootfs rootfs.tar
-  mkdir -p rootfs/bin rootfs/etc
-  cp "$BUSYBOX" rootfs/bin/busybox
-  ln -s busybox rootfs/bin/sh
-  ln -s busybox rootfs/bin/cat
-  echo "$1" >rootfs/etc/deepops-daemon-test
-  tar -C rootfs -cf rootfs.tar .
-  if ! as_user podman import --quiet rootfs.tar "$NAME:1" >/dev/null 2>podman-import.err; then
-    echo "FAIL podman import as $USER_NAME: $(head -c 1000 podman-import.err)"
-    exit 1
-  fi
-}
 
 # run_ctr OUT [VAR=value...] ARGS...: `deepops-ctr ARGS...` as the user (with
 # those variables), its output in OUT; its exit status.
@@ -121,7 +82,7 @@ run_ctr() {
 }
 
 # ---- 1, 2: an image of the user's Podman, imported and started
-podman_image one
+podman_image "$work" "$NAME:1" one as_user
 if sqsh1=$(as_user "$CTR" import -q "podman://$NAME:1" 2>import1.err) && [[ -f $sqsh1 ]]; then
   pass "import podman://$NAME:1 as $USER_NAME ($sqsh1)"
 else fail "import podman://$NAME:1: '${sqsh1:-}' $(head -c 600 import1.err)"; fi
@@ -131,7 +92,7 @@ if [[ $got == one ]]; then pass "start: the image's file reads 'one'"; else
 fi
 
 # ---- 3: the same tag, new content
-podman_image two
+podman_image "$work" "$NAME:1" two as_user
 sqsh2=$(as_user "$CTR" import -q "podman://$NAME:1" 2>import2.err || true)
 if [[ -f $sqsh2 && $sqsh2 != "$sqsh1" ]]; then pass "new content under the tag is imported anew"; else
   fail "re-import after the change: '$sqsh2' (first: '$sqsh1') $(head -c 600 import2.err)"
