@@ -264,6 +264,12 @@ void make_help_readable(CLI::App& app) {
 
 int parse_or_explain(CLI::App& app, std::string_view program, int usage_error, int argc,
                      const char* const* argv, std::ostream& out, std::ostream& err) {
+  // Nothing typed where a command is needed: the whole help says more than
+  // CLI11's "A subcommand is required" (and is what Enroot prints).
+  if (argc <= 1 && app.get_require_subcommand_min() > 0) {
+    out << app.help();
+    return usage_error;
+  }
   try {
     app.parse(argc, argv);
     return -1;

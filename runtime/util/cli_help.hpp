@@ -35,7 +35,8 @@ std::string unknown_subcommand_message(const CLI::App& app, std::string_view wor
 // command is to run; otherwise the exit status: 0 once --help or --version
 // was printed on `out`, `usage_error` once a usage error was printed on
 // `err`, a mistyped command as "PROGRAM: unknown command 'strat'; did you
-// mean 'start'?".
+// mean 'start'?". With no arguments at all where a command is required, the
+// help goes to `out` and the status is `usage_error`.
 int parse_or_explain(CLI::App& app, std::string_view program, int usage_error, int argc,
                      const char* const* argv, std::ostream& out = std::cout,
                      std::ostream& err = std::cerr);

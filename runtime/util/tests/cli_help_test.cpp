@@ -97,6 +97,22 @@ TEST(UnknownSubcommand, MessageNamesTheNearestCommandOrAllOfThem) {
   EXPECT_EQ(subcommand_names(p.app), (std::vector<std::string>{"start", "stop", "status", "st"}));
 }
 
+TEST(ParseOrExplain, NoArgumentsWhereACommandIsRequiredPrintsTheHelp) {
+  Program p;
+  const char* argv[] = {"prog"};
+  std::ostringstream out, err;
+  EXPECT_EQ(parse_or_explain(p.app, "prog", 2, 1, argv, out, err), 2);
+  EXPECT_NE(out.str().find("a test program"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("status"), std::string::npos) << out.str();
+  EXPECT_EQ(err.str(), "");
+
+  Program q;  // an option but no command: CLI11's own message
+  const char* with_option[] = {"prog", "-v"};
+  std::ostringstream out2, err2;
+  EXPECT_EQ(parse_or_explain(q.app, "prog", 2, 2, with_option, out2, err2), 2);
+  EXPECT_NE(err2.str().find("subcommand"), std::string::npos) << err2.str();
+}
+
 // --help of app's command `sub` ("" for app's own), as the program prints it.
 std::string help_of(CLI::App& app, const std::string& sub) {
   std::vector<const char*> argv = {"prog"};
