@@ -107,7 +107,11 @@ int run_import(const ImportArgs& a, const std::string& cache, char**) {
     ImageCache::write_beside(a.output, r.image);
     path = a.output;
   }
-  if (!a.quiet && !r.from_cache && r.image.served_by.find("://") != std::string::npos) {
+  // A registry image names the mirror that served it; a daemon's or an
+  // archive's own name has "://" too, and is no mirror.
+  const bool from_registry = std::holds_alternative<RegistryImage>(request.source);
+  if (!a.quiet && !r.from_cache && from_registry &&
+      r.image.served_by.find("://") != std::string::npos) {
     std::fprintf(stderr, "served by mirror %s\n", r.image.served_by.c_str());
   }
   if (!a.quiet && !r.from_cache) {

@@ -101,6 +101,12 @@ got=$(as_user "$CTR" start "$sqsh2" cat /etc/deepops-daemon-test 2>&1 || true)
 if [[ $got == two ]]; then pass "start: the new content 'two', not the cached 'one'"; else
   fail "start of the second import: got '$got'"
 fi
+mkdir -p cache2
+chown "$USER_NAME:" cache2
+if run_ctr import4.out DEEPOPS_CACHE_PATH="$work/cache2" import "podman://$NAME:1" &&
+  grep -q "^imported " import4.out && ! grep -q "mirror" import4.out; then
+  pass "an import's summary names no mirror for a daemon's image"
+else fail "import into a second cache: $(head -c 600 import4.out)"; fi
 if run_ctr import3.out import "podman://$NAME:1" && grep -qx "$sqsh2" import3.out &&
   ! grep -q "^imported" import3.out; then
   pass "the same content again is found in the cache"
