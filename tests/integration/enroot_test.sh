@@ -3,7 +3,8 @@
 # against the lab's registry and Slurm:
 #   a. version, info, and ENROOT_* that mean nothing here said on stderr
 #   b. import: Enroot's default file name, nothing on stdout, an existing
-#      file refused, -a picking a platform of an index; digest; the file
+#      file refused, -a picking a platform of an index, the credentials of
+#      ENROOT_CONFIG_PATH/.credentials; digest; the file
 #      then runs under srun --container-image=./NAME.sqsh
 #   c. create / list / start (read-only unless --rw, writes kept) / export /
 #      remove, with -f and the confirmation prompt; load in one step, -f
@@ -57,7 +58,15 @@ chown -R "$USER_NAME:" "$work"
 cat >"$CONF" <<CONF
 CACHE_PATH $work/cache
 DATA_PATH $work/containers
+CA_FILE $DEEPOPS_LAB_CA
 CONF
+# Enroot's credentials file, netrc lines in $ENROOT_CONFIG_PATH/.credentials,
+# for the lab's TLS registry, which wants them.
+mkdir -p "$work/enroot-config" "$work/no-config"
+echo "machine $DEEPOPS_LAB_REGISTRY_TLS login $DEEPOPS_LAB_REGISTRY_USER password $(cat "$DEEPOPS_LAB_REGISTRY_PASSWORD_FILE")" \
+  >"$work/enroot-config/.credentials"
+chmod 0600 "$work/enroot-config/.credentials"
+chown -R "$USER_NAME:" "$work/enroot-config" "$work/no-config"
 
 # en ARGS...: deepops-enroot as the lab user, from $work, with the test's
 # Enroot and deepops settings folders.
@@ -127,6 +136,23 @@ if [[ $(unsquashfs -cat "$work/arm.sqsh" etc/arch 2>&1) == arm64 ]]; then
 else fail "b: arm.sqsh: $(unsquashfs -l "$work/arm.sqsh" 2>&1 | head -c 300)"; fi
 expect_fail "b: -a of a platform the index lacks" "ppc64le" \
   en import -a ppc64le -o ppc.sqsh "docker://$REG#deepops/multiarch"
+# en_config DIR ARGS...: en with ENROOT_CONFIG_PATH=DIR, over HTTPS (the
+# environment wins over enroot.conf's ENROOT_ALLOW_HTTP, as in Enroot).
+en_config() {
+  local dir=$1
+  shift
+  as_user env ENROOT_SYSCONF_PATH="$SYSCONF" DEEPOPS_SYSCONF_DIR="$ETC" ENROOT_CONFIG_PATH="$dir" \
+    ENROOT_ALLOW_HTTP=no timeout 300 "$ENROOT" "$@"
+}
+TLS=$DEEPOPS_LAB_REGISTRY_TLS
+expect "b: import from a registry that wants credentials, given in ENROOT_CONFIG_PATH/.credentials" "" \
+  en_config "$work/enroot-config" import -o tls.sqsh "docker://$TLS#deepops/tiny"
+expect_fail "b: without credentials, the registry's refusal" \
+  "requires credentials for $TLS/deepops/tiny" \
+  en_config "$work/no-config" import -o tls-none.sqsh "docker://$TLS#deepops/tiny"
+if grep -q "add a line to $work/no-config/.credentials: machine $TLS login" "$work/err"; then
+  pass "b: the hint names ENROOT_CONFIG_PATH's .credentials and the line to add"
+else fail "b: the hint: $(err)"; fi
 run en digest "docker://$REG#deepops/tiny"
 cached=$(as_user env DEEPOPS_SYSCONF_DIR="$ETC" "$(dirname "$ENROOT")/deepops-ctr" list --json |
   python3 -c 'import json,sys; print(" ".join(i["digest"] for i in json.load(sys.stdin)))')
