@@ -248,6 +248,17 @@ void RegistryClient::fail_http(const std::string& what, const HttpResponse& r) c
     case 429:
       throw Error(Errc::busy, endpoint_.host + " is rate-limiting pulls of " + where + reason,
                   "log in (credentials raise the limit) or configure a registry mirror");
+    case 400:
+      // A server that speaks only HTTPS answers a plain HTTP request so.
+      if (endpoint_.scheme == "http") {
+        throw Error(
+            Errc::network,
+            endpoint_.host + " answered HTTP 400 for " + where + " over plain HTTP" + reason,
+            "if " + endpoint_.host +
+                " serves HTTPS, take it out of ALLOW_HTTP (--allow-http, "
+                "DEEPOPS_ALLOW_HTTP; ENROOT_ALLOW_HTTP means every registry)");
+      }
+      [[fallthrough]];
     default:
       throw Error(
           r.status >= 500 ? Errc::network : Errc::corrupt,

@@ -187,6 +187,19 @@ TEST_F(RegistryClientTest, PlainHttpOnlyWhenAllowed) {
   EXPECT_NE(hint.find("--allow-http"), std::string::npos) << hint;  // and the flag
 }
 
+TEST_F(RegistryClientTest, PlainHttpToAnHttpsRegistryNamesAllowHttp) {
+  // What an ALLOW_HTTP set for every registry (Enroot's ENROOT_ALLOW_HTTP
+  // means that) does to one that serves only HTTPS: it answers 400.
+  RegistryOptions o = tls_options(lab_password());
+  o.allow_http = {"*"};
+  RegistryClient c(parse_registry_image(lab.var("DEEPOPS_LAB_REGISTRY_TLS") + "/deepops/tiny"), o);
+  std::string what, hint;
+  error_of([&] { c.resolve(http, host_platform()); }, &what, &hint);
+  EXPECT_NE(what.find("HTTP 400"), std::string::npos) << what;
+  EXPECT_NE(hint.find("HTTPS"), std::string::npos) << hint;
+  EXPECT_NE(hint.find("ALLOW_HTTP"), std::string::npos) << hint;
+}
+
 TEST_F(RegistryClientTest, BlobWithWrongDigestIsCorruptAndRejected) {
   RegistryClient c = plain("tiny");
   ResolvedImage img = c.resolve(http, host_platform());
