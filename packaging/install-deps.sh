@@ -41,7 +41,7 @@ REGISTRY=(docker-registry skopeo apache2-utils openssl curl ca-certificates jq)
 IMAGES=(busybox-static debootstrap python3 zstd pigz umoci apt-utils) # apt-utils: apt-ftparchive indexes the lab apt repository
 LAB=(iproute2 iputils-ping procps psmisc util-linux kmod)
 BENCH=(hyperfine time bc)
-DAEMON=(podman uidmap) # import.daemon: podman:// from the test user's rootless Podman (newuidmap)
+DAEMON=(podman uidmap) # import.daemon, spank.daemon: podman:// from the test user's rootless Podman (newuidmap)
 LINT=(shellcheck)
 DEB=(dpkg-dev file man-db) # the deb (CPack's shlibdeps needs file), and man to find its pages
 PACKAGE=(lintian rpm rpmlint ansible-core) # the rpm, the packages' checkers, the playbook
@@ -55,8 +55,9 @@ case $SET in
     # The images are built on the host and read from its cache.
     # ccache: a release root keeps its compiler cache between runs, and a
     # fresh clone's new file times would otherwise rebuild everything.
+    # busybox-static: spank.daemon makes its Podman image from it.
     ALL=("${BUILD[@]}" ccache "${SLURM[@]}" "${MPI[@]}" "${MOUNTS[@]}" "${REGISTRY[@]}"
-      python3 zstd "${LAB[@]}" "${DEB[@]}") ;;
+      python3 zstd "${LAB[@]}" "${DEB[@]}" "${DAEMON[@]}" busybox-static) ;;
   *) echo "install-deps: unknown set '$SET' (all or matrix)" >&2; exit 2 ;;
 esac
 
