@@ -249,14 +249,15 @@ void RegistryClient::fail_http(const std::string& what, const HttpResponse& r) c
       throw Error(Errc::busy, endpoint_.host + " is rate-limiting pulls of " + where + reason,
                   "log in (credentials raise the limit) or configure a registry mirror");
     case 400:
-      // A server that speaks only HTTPS answers a plain HTTP request so.
-      if (endpoint_.scheme == "http") {
-        throw Error(
-            Errc::network,
-            endpoint_.host + " answered HTTP 400 for " + where + " over plain HTTP" + reason,
-            "if " + endpoint_.host +
-                " serves HTTPS, take it out of ALLOW_HTTP (--allow-http, "
-                "DEEPOPS_ALLOW_HTTP; ENROOT_ALLOW_HTTP means every registry)");
+      // A server that speaks only HTTPS answers a plain HTTP request with a
+      // bare 400 (no registry error body). Only ALLOW_HTTP sends HTTP to a
+      // registry; a mirror's http:// is the admin's own choice.
+      if (endpoint_.scheme == "http" && !options_.endpoint && reason.empty()) {
+        throw Error(Errc::invalid_argument,
+                    endpoint_.host + " answered HTTP 400 for " + where + " over plain HTTP",
+                    "if " + endpoint_.host +
+                        " serves HTTPS, take it out of ALLOW_HTTP (--allow-http, "
+                        "DEEPOPS_ALLOW_HTTP; ENROOT_ALLOW_HTTP means every registry)");
       }
       [[fallthrough]];
     default:
