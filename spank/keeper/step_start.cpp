@@ -234,19 +234,28 @@ StepImage resolve_image(const std::string& image, const Settings& settings,
         "deepops-ctr import " + image + ", then give the .sqsh file (deepops-ctr import -o)");
   }
   // A local daemon's image (dockerd://, podman://) prints Pyxis's two
-  // lines too: Pyxis prints them for its dockerd:// images.
+  // lines too (Pyxis prints them for its dockerd:// images), and the
+  // progress of a long save between them.
   const bool daemon = std::holds_alternative<DaemonImage>(source);
   const auto started = std::chrono::steady_clock::now();
   if (daemon) progress_line(progress_fd, "importing docker image: " + image);
   ImportRequest request(source);
   request.cwd = cwd;
+  ProgressLines lines(progress_fd);
+  if (daemon) request.progress = [&lines](const ImportProgress& p) { lines(p); };
   FoundImage file;
   try {
     file = find_or_import(request, settings);
   } catch (const Error& e) {
     if (!daemon) throw;
+    throw_if_stopped();  // a cancelled step's save dies of its SIGTERM: no import error
     std::string why = e.what();
-    if (why.starts_with(image + ": ")) why.erase(0, image.size() + 2);  // named once
+    for (const std::string& name : {describe(source), image}) {  // the image named once
+      if (why.starts_with(name + ": ")) {
+        why.erase(0, name.size() + 2);
+        break;
+      }
+    }
     throw Error(e.code(), "failed to import docker image " + image + ": " + why, e.hint());
   }
   if (daemon && file.import) {

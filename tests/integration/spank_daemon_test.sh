@@ -74,13 +74,14 @@ if [[ $rc -eq 0 ]] && lines two 1 && ! grep -q "found in the cache" "$work/err";
   pass "c: new content under the tag is imported anew"
 else fail "c: rc $rc: $(head -c 300 "$work/out") $(err)"; fi
 
-# ---- d. an image Podman does not have
+# ---- d. an image Podman does not have (no tag: the image is named once,
+# as typed, then Podman's name for it)
 rc=0
-podman_user timeout 300 srun -N1 --container-image=podman://localhost/nosuchimage:1 true \
+podman_user timeout 300 srun -N1 --container-image=podman://localhost/nosuchimage true \
   >"$work/out" 2>"$work/err" || rc=$?
 if [[ $rc -ne 0 ]] &&
-  grep -q "failed to import docker image podman://localhost/nosuchimage:1: .*image not known" "$work/err" &&
-  grep -q "podman pull localhost/nosuchimage:1" "$work/err"; then
+  grep -q "failed to import docker image podman://localhost/nosuchimage: the image localhost/nosuchimage:latest is not in podman: .*image not known" "$work/err" &&
+  grep -q "podman pull localhost/nosuchimage:latest" "$work/err"; then
   pass "d: a missing image fails the step, naming it, with Podman's reason and the fix"
 else fail "d: rc $rc: $(err)"; fi
 
