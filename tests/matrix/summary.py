@@ -13,9 +13,18 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-# The integration tests every release must pass (tests/matrix/acceptance).
-MATRIX_INTEGRATION = re.compile(
-    r"^(lab_smoke\.loopback\.slurm|spank\.acceptance|spank\.pyxis_options|spank\.root_side|spank\.faults|bench\.cpu|package\.deb)$")
+
+def acceptance_list():
+    """The integration tests every release must pass: MATRIX_INTEGRATION of
+    tests/matrix/acceptance, read from there so that the two never differ."""
+    text = (Path(__file__).resolve().parent / "acceptance").read_text()
+    found = re.search(r"^MATRIX_INTEGRATION='([^']+)'$", text, re.M)
+    if not found:
+        sys.exit("summary.py: no MATRIX_INTEGRATION='...' line in tests/matrix/acceptance")
+    return re.compile(found.group(1))
+
+
+MATRIX_INTEGRATION = acceptance_list()
 INTEGRATION_COUNT = MATRIX_INTEGRATION.pattern.count("|") + 1  # one per name above
 # GoogleTest's line for one skipped test (not its summary lines).
 GTEST_SKIP = re.compile(r"^\[  SKIPPED \] \S+ \(\d+ ms\)$")
