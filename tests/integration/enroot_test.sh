@@ -226,6 +226,9 @@ if [[ $rc -eq 0 && ${#own_ns[@]} -eq 2 && ${own_ns[0]} == ipc:* && ${own_ns[0]} 
   ${own_ns[1]} == uts:* && ${own_ns[1]} != "${host_ns_list[1]}" ]]; then
   pass "d: --ipc and --uts give the container its own namespaces"
 else fail "d: --ipc --uts: rc $rc, '$(out)' vs host '$host_ns' ($(err))"; fi
+# on_cleanup: what the test writes outside $work, removed however it ends.
+# shellcheck disable=SC2317 # called by lab_test_cleanup
+on_cleanup() { as_user sh -c 'rm -f "$HOME/.enroot-test-home"' || true; }
 as_user sh -c 'echo in-home >"$HOME/.enroot-test-home"'
 expect "d: the home is not mounted by default, as Enroot's" "absent" \
   en start deepops+tiny+latest sh -c 'cat "$HOME/.enroot-test-home" 2>/dev/null || echo absent'

@@ -43,6 +43,13 @@ fi
 if [[ -e /dev/fuse && $(stat -c %a /dev/fuse) != 666 ]]; then chmod 0666 /dev/fuse; fi
 
 work=$(mktemp -d /tmp/import-daemon-test.XXXXXX)
+PODMAN_ENV=()
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+  podman_stop "$work" as_user
+  [[ -n ${KEEP_WORK:-} ]] || rm -rf "$work"
+}
+trap cleanup EXIT
 chmod 0755 "$work"
 cd "$work"
 mkdir -p home cache data runtime conf nobin
@@ -59,13 +66,6 @@ as_user() {
     DEEPOPS_RUNTIME_PATH="$work/runtime" DEEPOPS_SYSCONF_DIR="$work/conf" \
     DEEPOPS_IMAGE_MOUNT_LINGER=0 "$@"
 }
-
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-  podman_stop "$work" as_user
-  [[ -n ${KEEP_WORK:-} ]] || rm -rf "$work"
-}
-trap cleanup EXIT
 
 
 # run_ctr OUT [VAR=value...] ARGS...: `deepops-ctr ARGS...` as the user (with

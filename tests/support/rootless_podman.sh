@@ -71,11 +71,13 @@ podman_image() {
 }
 
 # podman_stop DIR RUNNER...: the user's images removed and Podman's rootless
-# pause process stopped (it would outlive the test).
+# pause process stopped (it would outlive the test). The kill is the user's:
+# the pid comes from a file the user writes.
 podman_stop() {
   local dir=$1 pause
   shift
+  [[ -d $dir/xdg ]] || return 0
   "$@" podman rmi --all --force >/dev/null 2>&1 || true
   pause=$(cat "$dir/xdg/libpod/tmp/pause.pid" 2>/dev/null || true)
-  if [[ $pause =~ ^[0-9]+$ ]]; then kill "$pause" 2>/dev/null || true; fi
+  if [[ $pause =~ ^[0-9]+$ ]]; then "$@" kill "$pause" 2>/dev/null || true; fi
 }
