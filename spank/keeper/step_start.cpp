@@ -217,6 +217,36 @@ StepImage import_through_importer(const std::string& image, const Settings& sett
   return {file.squashfs, file.config, image, ""};
 }
 
+// A local daemon's image (dockerd://, podman://), saved by its client as the
+// user: Pyxis's two lines too (Pyxis prints them for its dockerd:// images),
+// and the progress of a long save between them.
+StepImage import_from_daemon(const ImageSource& source, const std::string& image,
+                             const Settings& settings, int progress_fd) {
+  const auto started = std::chrono::steady_clock::now();
+  progress_line(progress_fd, "importing docker image: " + image);
+  ImportRequest request(source);
+  ProgressLines lines(progress_fd);
+  request.progress = [&lines](const ImportProgress& p) { lines(p); };
+  FoundImage file;
+  try {
+    file = find_or_import(request, settings);
+  } catch (const Error& e) {
+    throw_if_stopped();  // a cancelled step's save dies of its SIGTERM: no import error
+    std::string why = e.what();
+    for (const std::string& name : {describe(source), image}) {  // the image named once
+      if (why.starts_with(name + ": ")) {
+        why.erase(0, name.size() + 2);
+        break;
+      }
+    }
+    throw Error(e.code(), "failed to import docker image " + image + ": " + why, e.hint());
+  }
+  if (file.import) {
+    imported_line(progress_fd, image, file.import->from_cache, file.import->image.size, started);
+  }
+  return {file.squashfs, file.config, image, ""};
+}
+
 StepImage resolve_image(const std::string& image, const Settings& settings,
                         const PlugstackConfig& config, const StepInfo& step, int progress_fd) {
   const fs::path& cwd = step.cwd;
@@ -233,34 +263,12 @@ StepImage resolve_image(const std::string& image, const Settings& settings,
         "--container-image=" + image + ": offline images are imported first",
         "deepops-ctr import " + image + ", then give the .sqsh file (deepops-ctr import -o)");
   }
-  // A local daemon's image (dockerd://, podman://) prints Pyxis's two
-  // lines too (Pyxis prints them for its dockerd:// images), and the
-  // progress of a long save between them.
-  const bool daemon = std::holds_alternative<DaemonImage>(source);
-  const auto started = std::chrono::steady_clock::now();
-  if (daemon) progress_line(progress_fd, "importing docker image: " + image);
-  ImportRequest request(source);
+  if (std::holds_alternative<DaemonImage>(source)) {
+    return import_from_daemon(source, image, settings, progress_fd);
+  }
+  ImportRequest request(source);  // a squashfs file
   request.cwd = cwd;
-  ProgressLines lines(progress_fd);
-  if (daemon) request.progress = [&lines](const ImportProgress& p) { lines(p); };
-  FoundImage file;
-  try {
-    file = find_or_import(request, settings);
-  } catch (const Error& e) {
-    if (!daemon) throw;
-    throw_if_stopped();  // a cancelled step's save dies of its SIGTERM: no import error
-    std::string why = e.what();
-    for (const std::string& name : {describe(source), image}) {  // the image named once
-      if (why.starts_with(name + ": ")) {
-        why.erase(0, name.size() + 2);
-        break;
-      }
-    }
-    throw Error(e.code(), "failed to import docker image " + image + ": " + why, e.hint());
-  }
-  if (daemon && file.import) {
-    imported_line(progress_fd, image, file.import->from_cache, file.import->image.size, started);
-  }
+  const FoundImage file = find_or_import(request, settings);
   return {file.squashfs, file.config, image, ""};
 }
 
